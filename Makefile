@@ -1,0 +1,52 @@
+# The README's two commands are `make demo` and `make test`; each bootstraps .venv when missing.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+# First interpreter of a supported version (3.12 is what MWAA runs; 3.11 also works).
+# pyenv installs versions without a shim on PATH, so look there too.
+PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 \
+	python3.11 $$(pyenv root 2>/dev/null)/versions/3.11*/bin/python3.11 python3; do \
+	$$p -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+
+.PHONY: venv test demo lint format lock bench airflow clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements-dev.lock
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --no-deps -e .
+	touch $@
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+demo: venv
+	$(BIN)/totes demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: venv
+	$(BIN)/uv pip compile requirements-dev.in --universal --python-version 3.11 -o requirements-dev.lock
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis

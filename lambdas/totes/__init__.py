@@ -1,0 +1,1 @@
+"""Terrific Totes ETL: shared code of the extract, transform and load Lambdas."""

@@ -1,0 +1,55 @@
+"""Typed errors. Each carries a one-line reason naming the step and, where known, the table and key,
+because that line is what reaches the alert email."""
+
+from __future__ import annotations
+
+
+class TotesError(Exception):
+    """Base of every error this pipeline raises on purpose."""
+
+    step = "pipeline"
+
+    def __init__(self, reason: str, *, table: str | None = None, key: object = None) -> None:
+        self.reason = reason
+        self.table = table
+        self.key = key
+        where = "".join(
+            part
+            for part in (
+                f" table={table}" if table else "",
+                f" key={key}" if key is not None else "",
+            )
+        )
+        super().__init__(f"[{self.step}{where}] {reason}")
+
+
+class SettingsError(TotesError):
+    step = "settings"
+
+
+class SourceError(TotesError):
+    """The totesys database could not be read (unreachable, bad credentials, missing table)."""
+
+    step = "extract"
+
+
+class SchemaDriftError(TotesError):
+    step = "extract"
+
+
+class LakeError(TotesError):
+    """Reading or writing the data lake failed."""
+
+    step = "lake"
+
+
+class TransformError(TotesError):
+    step = "transform"
+
+
+class WarehouseError(TotesError):
+    step = "load"
+
+
+class SnapshotLoadError(TotesError):
+    step = "source-load"

@@ -1,0 +1,171 @@
+"""Write-once object storage for the data lake: an S3 bucket (prefix) or a local directory.
+
+Immutability is part of the product: a key is written at most once. On S3 that is enforced by
+the conditional ``PutObject`` (``If-None-Match: *``); on a directory by exclusive file creation.
+A second write of the same key raises :class:`LakeError` instead of replacing data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from totes.errors import LakeError
+from totes.settings import LakeLocation
+
+
+class Lake(Protocol):
+    uri: str
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]: ...
+
+
+class LocalLake:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = str(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise LakeError(f"key {key!r} escapes the lake")
+        return path
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        try:
+            # link() fails when the target exists: write-once without a read-modify race.
+            os.link(tmp, path)
+        except FileExistsError:
+            raise LakeError(f"object {key} already exists; lake objects are write-once") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise LakeError(f"object {key} does not exist in {self.uri}") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        base = self.root / prefix
+        directory = base if prefix.endswith("/") or base.is_dir() else base.parent
+        if not directory.exists():
+            return
+        keys = sorted(
+            p.relative_to(self.root).as_posix()
+            for p in directory.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+        for key in keys:
+            if key.startswith(prefix) and (start_after is None or key > start_after):
+                yield key
+
+
+class S3Lake:
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.uri = f"s3://{bucket}/{self.prefix}"
+        self.client = client or boto3.client("s3")
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+            )
+        except self.client.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise LakeError(
+                    f"object {key} already exists; lake objects are write-once"
+                ) from None
+            raise LakeError(f"writing {key} to {self.uri} failed: {code or exc}") from None
+        except Exception as exc:
+            raise LakeError(
+                f"writing {key} to {self.uri} failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+            return bytes(body.read())
+        except Exception as exc:
+            raise LakeError(
+                f"reading {key} from {self.uri} failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise LakeError(f"checking {key} in {self.uri} failed: {exc}") from None
+        return True
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        if start_after:
+            kwargs["StartAfter"] = self.prefix + start_after
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+                for item in page.get("Contents", []):
+                    yield str(item["Key"])[len(self.prefix) :]
+        except Exception as exc:
+            raise LakeError(
+                f"listing {prefix} in {self.uri} failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def open_lake(location: LakeLocation) -> Lake:
+    if location.bucket is not None:
+        return S3Lake(location.bucket, location.prefix)
+    assert location.local_path is not None
+    location.local_path.mkdir(parents=True, exist_ok=True)
+    return LocalLake(location.local_path)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def read_parquet(lake: Lake, key: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(lake.get(key)))
+
+
+def put_json(lake: Lake, key: str, document: dict[str, Any]) -> None:
+    lake.put(key, json.dumps(document, indent=1, sort_keys=True).encode())
+
+
+def get_json(lake: Lake, key: str) -> dict[str, Any]:
+    try:
+        value = json.loads(lake.get(key))
+    except json.JSONDecodeError as exc:
+        raise LakeError(f"object {key} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LakeError(f"object {key} is not a JSON object")
+    return value

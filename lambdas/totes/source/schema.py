@@ -1,0 +1,30 @@
+"""Create the real totesys schema in an empty database."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import psycopg
+
+from totes.db import connect
+from totes.errors import SourceError
+from totes.settings import DbSettings
+from totes.tables import LOAD_ORDER, source_table
+
+
+def schema_sql() -> str:
+    return resources.files("totes").joinpath("sql/source_schema.sql").read_text()
+
+
+def create_schema(db: DbSettings) -> None:
+    with connect(db, error=SourceError, role="source") as conn:
+        conn.execute(schema_sql())
+
+
+def row_counts(conn: psycopg.Connection) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in LOAD_ORDER:
+        table = source_table(name)
+        row = conn.execute(f"SELECT count(*) FROM {table.quoted}").fetchone()
+        counts[name] = int(row[0]) if row else 0
+    return counts
