@@ -169,3 +169,28 @@ def get_json(lake: Lake, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise LakeError(f"object {key} is not a JSON object")
     return value
+
+
+def latest_manifest_key(lake: Lake) -> str | None:
+    """The newest committed batch's manifest (manifest keys sort newest first)."""
+    from totes.batches import MANIFEST_PREFIX
+
+    for key in lake.list(MANIFEST_PREFIX):
+        if key.endswith(".json"):
+            return key
+    return None
+
+
+def manifest_keys_newer_than(lake: Lake, batch_id: str | None) -> list[str]:
+    """Manifests committed after ``batch_id`` (all when None), oldest first."""
+    from totes.batches import MANIFEST_PREFIX, batch_id_of_manifest
+
+    newer: list[str] = []
+    for key in lake.list(MANIFEST_PREFIX):
+        if not key.endswith(".json"):
+            continue
+        if batch_id is not None and batch_id_of_manifest(key) <= batch_id:
+            break
+        newer.append(key)
+    newer.reverse()
+    return newer
