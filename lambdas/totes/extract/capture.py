@@ -1,0 +1,189 @@
+"""Landing one table's rows: diff against the state, write the data object, then the state object.
+
+This module sees Arrow record batches and a :class:`~totes.lake.Lake`; it imports no driver.
+Objects written here stay invisible until the extractor commits the manifest.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from totes.batches import dated_key
+from totes.extract.diff import STATE_SCHEMA, StateIndex, merge_state, tail_fingerprint
+from totes.extract.manifest import TableEntry, Tail, schema_json
+from totes.extract.sql import HASH_COLUMN, OP_COLUMN
+from totes.extract.window import lower_bound
+from totes.lake import Lake, parquet_bytes, read_parquet
+from totes.tables import TIMESTAMP, SourceTable
+
+UPSERT = "upsert"
+DELETE = "delete"
+
+
+def landing_schema(table: SourceTable, extras: Sequence[str]) -> pa.Schema:
+    fields = list(table.arrow_schema)
+    fields += [pa.field(name, pa.string()) for name in extras]
+    fields += [
+        pa.field(HASH_COLUMN, pa.string(), nullable=False),
+        pa.field(OP_COLUMN, pa.string(), nullable=False),
+    ]
+    return pa.schema(fields)
+
+
+def state_key(table: str, batch_id: str) -> str:
+    return f"_state/{table}/{batch_id}.parquet"
+
+
+@dataclass(frozen=True)
+class Captured:
+    entry: TableEntry
+    bytes: int
+    seconds: float
+
+
+def _with_op(batch: pa.RecordBatch, schema: pa.Schema, op: str) -> pa.RecordBatch:
+    columns = [*batch.columns, pa.repeat(pa.scalar(op), batch.num_rows)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """An older object's rows in today's landing schema (drifted columns may come or go)."""
+    columns = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def tombstones(lake: Lake, table: SourceTable, vanished: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Deletion markers carrying the last captured values, read from the batch that captured
+    each vanished key (one read per batch, not per row)."""
+    parts: list[pa.Table] = []
+    for batch_id in pc.unique(vanished.column("batch_id")).to_pylist():
+        keys = vanished.filter(pc.equal(vanished.column("batch_id"), batch_id)).column("pk")
+        old = read_parquet(lake, dated_key(table.name, batch_id))
+        rows = old.filter(pc.is_in(old.column(table.primary_key), value_set=keys.combine_chunks()))
+        rows = rows.drop_columns([OP_COLUMN]) if OP_COLUMN in rows.column_names else rows
+        rows = rows.append_column(OP_COLUMN, pa.repeat(pa.scalar(DELETE), rows.num_rows))
+        parts.append(_conform(rows, schema))
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables(parts)
+
+
+def capture_table(
+    batches: Iterable[pa.RecordBatch],
+    *,
+    lake: Lake,
+    table: SourceTable,
+    extras: Sequence[str],
+    previous: TableEntry,
+    batch_id: str,
+    upper: datetime,
+    full_scan: bool,
+    overlap: timedelta,
+) -> Captured:
+    """Land the rows of ``batches`` that the state does not hold yet.
+
+    In a full scan the batches are the whole table: rows at or after ``upper`` only prove that a
+    key is alive (the next incremental run captures them), and keys absent from the scan become
+    tombstones."""
+    started = time.perf_counter()
+    schema = landing_schema(table, extras)
+    state = (
+        read_parquet(lake, previous.state_key) if previous.state_key else STATE_SCHEMA.empty_table()
+    )
+    index = StateIndex(state)
+    upper_scalar = pa.scalar(upper, TIMESTAMP)
+    pk = table.primary_key
+
+    sink = io.BytesIO()
+    writer: pq.ParquetWriter | None = None
+    captured: list[pa.Table] = []
+    seen: list[np.ndarray] = []
+    upserts = 0
+    for batch in batches:
+        keys = batch.column(pk)
+        if full_scan:
+            seen.append(keys.to_numpy(zero_copy_only=False))
+        mask = index.changed(keys, batch.column(HASH_COLUMN))
+        if full_scan:
+            mask = pc.and_(mask, pc.less(batch.column("last_updated"), upper_scalar))
+        landed = batch.filter(mask)
+        if landed.num_rows == 0:
+            continue
+        if writer is None:
+            writer = pq.ParquetWriter(sink, schema, compression="zstd")
+        writer.write_batch(_with_op(landed, schema, UPSERT))
+        upserts += landed.num_rows
+        captured.append(
+            pa.Table.from_arrays(
+                [
+                    landed.column(pk),
+                    landed.column("last_updated"),
+                    landed.column(HASH_COLUMN),
+                    pa.repeat(pa.scalar(batch_id), landed.num_rows),
+                ],
+                schema=STATE_SCHEMA,
+            )
+        )
+    if writer is not None:
+        writer.close()
+
+    deleted = schema.empty_table()
+    if full_scan and len(index):
+        all_seen = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
+        deleted = tombstones(lake, table, index.missing_from(np.sort(all_seen)), schema)
+
+    if upserts == 0 and deleted.num_rows == 0:
+        # Nothing to land; refresh the fingerprint anyway (the overlap setting may have changed)
+        # so that the next run can skip this table after a single query.
+        since = lower_bound(previous.watermark, overlap)
+        entry = TableEntry(
+            watermark=previous.watermark,
+            state_key=previous.state_key,
+            schema=schema_json(schema),
+            tail=Tail(since, tail_fingerprint(state, since)),
+        )
+        return Captured(entry, 0, time.perf_counter() - started)
+
+    data = sink.getvalue()
+    if deleted.num_rows:
+        # Tombstones are known only after the whole scan; merge them in key order.
+        landed_rows = pq.read_table(io.BytesIO(data)) if data else schema.empty_table()
+        data = parquet_bytes(pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk))
+    key = dated_key(table.name, batch_id)
+    lake.put(key, data)
+
+    captured_state = pa.concat_tables(captured) if captured else STATE_SCHEMA.empty_table()
+    new_state = merge_state(
+        state, captured_state, deleted.column(pk).to_numpy(zero_copy_only=False)
+    )
+    new_state_key = state_key(table.name, batch_id)
+    lake.put(new_state_key, parquet_bytes(new_state))
+
+    newest = pc.max(captured_state.column("last_updated")).as_py() if upserts else None
+    watermark = max((w for w in (previous.watermark, newest) if w is not None), default=None)
+    since = lower_bound(watermark, overlap)
+    entry = TableEntry(
+        key=key,
+        rows=upserts + deleted.num_rows,
+        upserts=upserts,
+        deletes=deleted.num_rows,
+        watermark=watermark,
+        state_key=new_state_key,
+        schema=schema_json(schema),
+        tail=Tail(since, tail_fingerprint(new_state, since)),
+    )
+    return Captured(entry, len(data), time.perf_counter() - started)

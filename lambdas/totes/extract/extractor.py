@@ -1,0 +1,247 @@
+"""The extract run: read the source as one snapshot, land what changed, commit a manifest last.
+
+A batch becomes visible only through its manifest, written after every data and state object, so
+a failure at any point leaves nothing a reader would see and the next run (whose watermark has
+not moved) captures the same rows again.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from totes.batches import manifest_key, new_batch_id
+from totes.db import connect
+from totes.errors import LakeError, SourceError
+from totes.extract import reader
+from totes.extract.capture import capture_table, landing_schema
+from totes.extract.diff import Fingerprint
+from totes.extract.drift import new_columns
+from totes.extract.manifest import (
+    Previous,
+    TableEntry,
+    Tail,
+    build_manifest,
+    parse_previous,
+    schema_json,
+)
+from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
+from totes.jsonlog import log
+from totes.lake import Lake, get_json, latest_manifest_key, put_json
+from totes.settings import DbSettings, ExtractSettings
+from totes.tables import LOAD_ORDER, SOURCE_TABLES
+
+
+def load_previous(lake: Lake) -> Previous:
+    key = latest_manifest_key(lake)
+    if key is None:
+        return Previous()
+    return parse_previous(key, get_json(lake, key))
+
+
+def committed_watermark(lake: Lake) -> datetime | None:
+    """The newest ``last_updated`` any committed batch captured, as a UTC instant."""
+    marks = [e.watermark for e in load_previous(lake).tables.values() if e.watermark is not None]
+    return max(marks).replace(tzinfo=UTC) if marks else None
+
+
+def _unchanged(tail: Tail | None, lower: datetime | None, found: Fingerprint) -> bool:
+    return tail is not None and tail.since == lower and tail.fingerprint == found
+
+
+def _summary(
+    *,
+    run_id: str,
+    batch_id: str | None,
+    key: str | None,
+    sequence: int | None,
+    rows: dict[str, int],
+    full_scan: bool,
+    window_start: datetime | None,
+    window_end: datetime,
+    started: float,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "batch_id": batch_id,
+        "manifest_key": key,
+        "sequence": sequence,
+        "rows": rows,
+        "full_scan": full_scan,
+        "window_start": None if window_start is None else window_start.isoformat(),
+        "window_end": window_end.isoformat(),
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+
+
+def run_extract(
+    source: DbSettings,
+    lake: Lake,
+    *,
+    run_id: str,
+    window_start: datetime | None,
+    window_end: datetime,
+    full_scan: bool,
+    settings: ExtractSettings,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Capture every row version before ``window_end`` that no committed batch holds yet.
+
+    Returns a small JSON summary; ``batch_id`` is None when nothing was committed."""
+    started = time.perf_counter()
+    upper = naive_utc(window_end)
+    previous = load_previous(lake)
+    full = full_scan_due(
+        settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
+    )
+    lowers = {
+        name: lower_bound(previous.table(name).watermark, settings.overlap) for name in LOAD_ORDER
+    }
+    context: dict[str, Any] = {
+        "run_id": run_id,
+        "window_start": window_start,
+        "window_end": window_end,
+    }
+    entries: dict[str, TableEntry] = {}
+    batch_id: str | None = None
+    try:
+        with connect(
+            source, error=SourceError, role="source", application_name="totes-extract"
+        ) as conn:
+            reader.begin_snapshot(conn)
+            extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
+            for name, columns in extras.items():
+                if columns:
+                    log(
+                        "extract.schema_drift",
+                        level="warning",
+                        table=name,
+                        new_columns=columns,
+                        **context,
+                    )
+            if full:
+                pending = list(LOAD_ORDER)
+            else:
+                found = reader.tails(
+                    conn,
+                    [SOURCE_TABLES[name] for name in LOAD_ORDER],
+                    [lowers[name] for name in LOAD_ORDER],
+                    upper,
+                )
+                pending = [
+                    name
+                    for name in LOAD_ORDER
+                    if not _unchanged(previous.table(name).tail, lowers[name], found[name])
+                ]
+            if pending:
+                clock = commit_clock(now or datetime.now(UTC), previous.batch_id)
+                batch_id = new_batch_id(clock)
+            for name in pending:
+                assert batch_id is not None
+                spec = SOURCE_TABLES[name]
+                rows = reader.stream_rows(
+                    conn,
+                    spec,
+                    extras[name],
+                    None if full else lowers[name],
+                    None if full else upper,
+                )
+                result = capture_table(
+                    rows,
+                    lake=lake,
+                    table=spec,
+                    extras=extras[name],
+                    previous=previous.table(name),
+                    batch_id=batch_id,
+                    upper=upper,
+                    full_scan=full,
+                    overlap=settings.overlap,
+                )
+                entries[name] = result.entry
+                log(
+                    "extract.table",
+                    table=name,
+                    rows=result.entry.rows,
+                    deletes=result.entry.deletes,
+                    bytes=result.bytes,
+                    seconds=round(result.seconds, 4),
+                    full_scan=full,
+                    **context,
+                )
+    except psycopg.Error as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise SourceError(f"reading the source failed: {reason}") from None
+
+    counts = {name: entries[name].rows if name in entries else 0 for name in LOAD_ORDER}
+    if batch_id is None or (not full and sum(counts.values()) == 0):
+        log(
+            "extract.nothing_new",
+            rows=0,
+            full_scan=full,
+            tables_read=len(entries),
+            seconds=round(time.perf_counter() - started, 4),
+            **context,
+        )
+        return _summary(
+            run_id=run_id,
+            batch_id=None,
+            key=None,
+            sequence=None,
+            rows=counts,
+            full_scan=full,
+            window_start=window_start,
+            window_end=window_end,
+            started=started,
+        )
+
+    tables = {
+        name: entries.get(name)
+        or previous.table(name).carried(
+            schema_json(landing_schema(SOURCE_TABLES[name], extras[name]))
+        )
+        for name in LOAD_ORDER
+    }
+    last_scan = previous.last_full_scan_at
+    if full:
+        last_scan = window_end if last_scan is None else max(last_scan, window_end)
+    document = build_manifest(
+        batch_id=batch_id,
+        previous=previous,
+        run_id=run_id,
+        window_start=window_start,
+        window_end=window_end,
+        full_scan=full,
+        last_full_scan_at=last_scan,
+        committed_at=datetime.now(UTC) if now is None else now,
+        tables=tables,
+    )
+    if latest_manifest_key(lake) != previous.manifest_key:
+        raise LakeError(
+            f"another batch was committed while batch {batch_id} ran; not committing it"
+        )
+    key = manifest_key(batch_id)
+    put_json(lake, key, document)
+    log(
+        "extract.committed",
+        batch_id=batch_id,
+        manifest_key=key,
+        rows=sum(counts.values()),
+        full_scan=full,
+        seconds=round(time.perf_counter() - started, 4),
+        **context,
+    )
+    return _summary(
+        run_id=run_id,
+        batch_id=batch_id,
+        key=key,
+        sequence=previous.sequence + 1,
+        rows=counts,
+        full_scan=full,
+        window_start=window_start,
+        window_end=window_end,
+        started=started,
+    )

@@ -1,0 +1,89 @@
+"""SQL text of the extract (pure: no driver).
+
+Table and known column names come from the allow-list in :mod:`totes.tables`. The only other
+identifiers are columns that appeared in the source catalog (schema drift); they are quoted by
+doubling embedded quotes, the standard identifier escape, and never carry values. Every value
+(window bounds, table names used as labels) is a bound ``%s`` parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from totes.tables import SourceTable
+
+HASH_COLUMN = "_content_hash"
+OP_COLUMN = "_op"
+
+# One query for the whole catalog check: cheap enough to run on every invocation.
+COLUMNS_QUERY = (
+    "SELECT table_name::text, column_name::text, data_type::text, udt_name::text,"
+    " numeric_precision, numeric_scale"
+    " FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = ANY(%s)"
+    " ORDER BY table_name, ordinal_position"
+)
+
+SESSION_SETUP = "SET datestyle = 'ISO, YMD'; SET client_encoding = 'UTF8'"
+
+
+def quote_identifier(name: str) -> str:
+    if "\x00" in name:
+        raise ValueError("identifier contains a NUL byte")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _where(lower: bool, upper: bool) -> str:
+    clauses = [
+        clause
+        for wanted, clause in (
+            (lower, '"last_updated" >= %s'),
+            (upper, '"last_updated" < %s'),
+        )
+        if wanted
+    ]
+    return f" WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def content_hash_expression(table: SourceTable) -> str:
+    """md5 of the known columns' text forms, so PostgreSQL gives a version the same hash forever;
+    columns that drift in later are left out on purpose so that they do not re-version rows."""
+    known = ", ".join(f'"{c.name}"' for c in table.columns)
+    return f"md5(ROW({known})::text)"
+
+
+def copy_rows_sql(table: SourceTable, extras: Sequence[str], *, lower: bool, upper: bool) -> str:
+    """``COPY (SELECT ...) TO STDOUT`` in CSV: the landing columns, the content hash, in key order.
+
+    CSV keeps NULL (unquoted empty) apart from the empty string (quoted), which the Arrow reader
+    relies on; ``lower``/``upper`` add the bound-parameter window on ``last_updated``."""
+    columns = [c.select_expression for c in table.columns]
+    columns += [f"{quote_identifier(name)}::text" for name in extras]
+    columns.append(f'{content_hash_expression(table)} AS "{HASH_COLUMN}"')
+    return (
+        f"COPY (SELECT {', '.join(columns)} FROM {table.quoted}{_where(lower, upper)}"
+        f' ORDER BY "{table.primary_key}") TO STDOUT (FORMAT csv)'
+    )
+
+
+def tails_sql(
+    tables: Sequence[SourceTable], lowers: Sequence[datetime | None], upper: datetime
+) -> tuple[str, list[object]]:
+    """One round trip that fingerprints what each table holds in its re-read window.
+
+    Per table: label, row count, max(last_updated) and the sum of primary keys of the rows with
+    ``lower <= last_updated < upper``. Comparing that with the fingerprint the last manifest
+    recorded for the same lower bound tells whether a COPY could land anything at all."""
+    parts: list[str] = []
+    params: list[object] = []
+    for table, lower in zip(tables, lowers, strict=True):
+        parts.append(
+            f'SELECT %s::text, count(*), max("last_updated"), sum("{table.primary_key}")::text'
+            f" FROM {table.quoted}{_where(lower is not None, True)}"
+        )
+        params.append(table.name)
+        if lower is not None:
+            params.append(lower)
+        params.append(upper)
+    return " UNION ALL ".join(parts), params
