@@ -1,0 +1,1 @@
+"""Lambda 3: the PostgreSQL star-schema warehouse (migrations, loading, check, rebuild)."""
