@@ -77,3 +77,109 @@ def snapshots() -> Path:
     if not (root / "snapshot-2024-11-15").is_dir():
         pytest.fail(f"real snapshots not found under {root}; set TOTES_SNAPSHOT_ROOT")
     return root
+
+
+# --- totesys source databases ------------------------------------------------------------------
+# Each kind is built once per test worker as a template database; every test gets its own copy
+# (CREATE DATABASE ... TEMPLATE ...), which takes a fraction of a second and may be modified.
+
+_SOURCE_KINDS = ("empty", "feb", "nov", "generated")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _clone_database(admin: DbSettings, template: str, name: str) -> DbSettings:
+    from psycopg import connect, sql
+
+    with connect(**admin.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return DbSettings(admin.host, admin.port, admin.user, admin.password, name)
+
+
+def _drop_database(admin: DbSettings, name: str) -> None:
+    from psycopg import connect, sql
+
+    with connect(**admin.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def source_template(pg_admin: DbSettings, snapshots: Path) -> Callable[[str], str]:
+    """Name of the template database of a kind in _SOURCE_KINDS, built on first use."""
+    from totes.source.schema import create_schema
+    from totes.source.snapshots import load_snapshot, snapshot_path
+
+    built: dict[str, str] = {}
+
+    def template(kind: str) -> str:
+        if kind in built:
+            return built[kind]
+        name = f"totes_tpl_source_{kind}_{_worker()}"
+        if kind == "empty":
+            create_schema(recreate_database(pg_admin, name))
+        elif kind in ("feb", "nov"):
+            db = _clone_database(pg_admin, template("empty"), name)
+            load_snapshot(
+                db, snapshot_path(snapshots, "2024-02-23" if kind == "feb" else "2024-11-15")
+            )
+        elif kind == "generated":
+            from totes.source.generate import generate
+
+            generate(_clone_database(pg_admin, template("empty"), name), scale=1, seed=1)
+        else:
+            raise ValueError(f"unknown source kind {kind!r}; one of {_SOURCE_KINDS}")
+        built[kind] = name
+        return name
+
+    return template
+
+
+def _source_copy(
+    pg_admin: DbSettings, template: Callable[[str], str], kind: str
+) -> Iterator[DbSettings]:
+    name = f"totes_source_{kind}_{_worker()}_{next(_db_counter)}"
+    db = _clone_database(pg_admin, template(kind), name)
+    yield db
+    _drop_database(pg_admin, name)
+
+
+@pytest.fixture
+def source_empty(
+    pg_admin: DbSettings, source_template: Callable[[str], str]
+) -> Iterator[DbSettings]:
+    """A fresh source database with the totesys schema and no rows."""
+    yield from _source_copy(pg_admin, source_template, "empty")
+
+
+@pytest.fixture
+def source_feb(pg_admin: DbSettings, source_template: Callable[[str], str]) -> Iterator[DbSettings]:
+    """A fresh source database holding the real 2024-02-23 snapshot."""
+    yield from _source_copy(pg_admin, source_template, "feb")
+
+
+@pytest.fixture
+def source_nov(pg_admin: DbSettings, source_template: Callable[[str], str]) -> Iterator[DbSettings]:
+    """A fresh source database holding the real 2024-11-15 snapshot."""
+    yield from _source_copy(pg_admin, source_template, "nov")
+
+
+@pytest.fixture
+def source_generated(
+    pg_admin: DbSettings, source_template: Callable[[str], str]
+) -> Iterator[DbSettings]:
+    """A fresh source database holding generated data at scale 1, seed 1."""
+    yield from _source_copy(pg_admin, source_template, "generated")
+
+
+# --- end of totesys source databases -----------------------------------------------------------

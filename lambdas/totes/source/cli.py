@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from totes.db import connect
 from totes.errors import SourceError
 from totes.settings import source_db
-from totes.source.schema import create_schema, row_counts
+from totes.source.schema import create_schema, has_schema, row_counts
+from totes.source.snapshots import load_snapshot
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,6 +23,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     counts = commands.add_parser("counts", help="print rows per table as JSON")
     counts.set_defaults(handler=_counts)
 
+    load = commands.add_parser(
+        "load",
+        help="load a real snapshot (pg_dump or Parquet folder), upserting rows by primary key",
+    )
+    load.add_argument("--snapshot", type=Path, required=True, help="snapshot folder or dump")
+    load.set_defaults(handler=_load)
+
 
 def _create(args: argparse.Namespace) -> int:
     create_schema(source_db())
@@ -30,4 +39,18 @@ def _create(args: argparse.Namespace) -> int:
 def _counts(args: argparse.Namespace) -> int:
     with connect(source_db(), error=SourceError, role="source") as conn:
         print(json.dumps(row_counts(conn)))
+    return 0
+
+
+def _ensure_schema() -> None:
+    """Create the schema in an empty database, so one command fills a fresh database."""
+    with connect(source_db(), error=SourceError, role="source") as conn:
+        present = has_schema(conn)
+    if not present:
+        create_schema(source_db())
+
+
+def _load(args: argparse.Namespace) -> int:
+    _ensure_schema()
+    print(json.dumps(load_snapshot(source_db(), args.snapshot)))
     return 0

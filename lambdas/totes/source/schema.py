@@ -28,3 +28,19 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
         row = conn.execute(f"SELECT count(*) FROM {table.quoted}").fetchone()
         counts[name] = int(row[0]) if row else 0
     return counts
+
+
+def has_schema(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT to_regclass('public.payment') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def reset_sequences(conn: psycopg.Connection) -> None:
+    """Point every serial sequence at its table's largest id, after inserts with explicit ids."""
+    for name in LOAD_ORDER:
+        table = source_table(name)
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence(%s, %s), coalesce(max({table.primary_key}), 1),"
+            f" max({table.primary_key}) IS NOT NULL) FROM {table.quoted}",
+            (table.quoted, table.primary_key),
+        )
