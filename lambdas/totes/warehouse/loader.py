@@ -185,7 +185,7 @@ def apply_batch(conn: psycopg.Connection, batch: StagedBatch) -> BatchResult | N
     return result
 
 
-def _require_migrated(conn: psycopg.Connection) -> None:
+def require_migrated(conn: psycopg.Connection) -> None:
     try:
         absent = missing(conn)
     except psycopg.Error as exc:
@@ -236,7 +236,7 @@ def load_pending(db: DbSettings, processed: Lake) -> dict[str, Any]:
     """Load every committed processed batch the ledger does not hold yet, oldest first."""
     summary = empty_summary()
     with connect(db, error=WarehouseError, role="warehouse", autocommit=True) as conn:
-        _require_migrated(conn)
+        require_migrated(conn)
         for manifest_key, manifest in _pending_manifests(conn, processed):
             staged = stage_batch(processed, manifest_key, manifest)
             result = apply_batch(conn, staged)
