@@ -1,0 +1,223 @@
+"""Turn every committed ingestion batch not yet transformed into its processed batch.
+
+The processed lake's newest manifest says where the transform stands; each pending ingestion
+batch, oldest first, becomes one processed batch with the same batch id and sequence. The only
+history read is the current-state objects that newest manifest names, so a run costs the
+pending batches plus the current state, however old the lake is.
+
+A crash leaves at most data objects that no manifest names. The next run recomputes the same
+batch from the same inputs; an object already there with the same bytes is reused, one with
+other bytes (the code changed in between) is written beside it under a new key, and the
+manifest, written last, names what this run wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from totes.batches import batch_id_of_manifest, dated_key, manifest_key
+from totes.errors import LakeError, TransformError
+from totes.jsonlog import log
+from totes.lake import (
+    Lake,
+    get_json,
+    latest_manifest_key,
+    manifest_keys_newer_than,
+    parquet_bytes,
+    put_json,
+    read_parquet,
+)
+from totes.tables import LOAD_ORDER
+from totes.transform.landing import OPS
+from totes.transform.quarantine import CAPTURE_SEQ
+from totes.transform.rules import (
+    FACT_SOURCES,
+    STATE_TABLES,
+    WAREHOUSE_TABLES,
+    Model,
+    landing_schema,
+    model,
+)
+
+_LANDING_EXTRA = (pa.field("_content_hash", pa.string()), pa.field("_op", pa.string()))
+FACT_METADATA = pa.schema(
+    [
+        pa.field("content_hash", pa.string()),
+        pa.field("batch_id", pa.string()),
+        pa.field("sequence", pa.int64()),
+        pa.field("capture_seq", pa.int64()),
+        pa.field("is_deleted", pa.bool_()),
+    ]
+)
+
+
+def put_once(lake: Lake, key: str, data: bytes) -> str:
+    """Write ``data`` at ``key`` or, after a crashed attempt left other bytes there, beside it."""
+    candidate = key
+    for attempt in range(1, 100):
+        try:
+            lake.put(candidate, data)
+            return candidate
+        except LakeError:
+            if not lake.exists(candidate):
+                raise
+            if lake.get(candidate) == data:
+                return candidate
+        stem, dot, suffix = key.rpartition(".")
+        candidate = f"{stem}.retry{attempt}{dot}{suffix}"
+    raise LakeError(f"object {key} has too many leftover attempts")
+
+
+def read_state(processed: Lake, manifest: Mapping[str, Any] | None) -> dict[str, pa.Table]:
+    if manifest is None:
+        return {}
+    return {table: read_parquet(processed, key) for table, key in manifest["state"].items()}
+
+
+def _landed(ingestion: Lake, manifest: Mapping[str, Any]) -> dict[str, pa.Table]:
+    batch: dict[str, pa.Table] = {}
+    for table in LOAD_ORDER:
+        entry = manifest["tables"].get(table)
+        if entry is None:
+            raise TransformError(
+                "ingestion manifest lacks the table", table=table, key=manifest["batch_id"]
+            )
+        if entry.get("key"):
+            rows = read_parquet(ingestion, entry["key"])
+        else:
+            rows = pa.schema([*landing_schema(table), *_LANDING_EXTRA]).empty_table()
+        for column in ("_content_hash", "_op"):
+            if column not in rows.column_names:
+                raise TransformError(f"landed rows lack {column}", table=table, key=entry["key"])
+        if pc.any(pc.invert(pc.is_in(rows.column("_op"), pa.array(OPS)))).as_py():
+            raise TransformError(
+                "landed _op is not upsert or delete", table=table, key=entry["key"]
+            )
+        batch[table] = rows.append_column(
+            CAPTURE_SEQ, pa.array(np.arange(rows.num_rows, dtype=np.int64))
+        )
+    return batch
+
+
+def _with_metadata(facts: pa.Table, accepted: pa.Table, batch_id: str, sequence: int) -> pa.Table:
+    n = facts.num_rows
+    columns = [
+        accepted.column("_content_hash"),
+        pa.repeat(pa.scalar(batch_id, pa.string()), n),
+        pa.repeat(pa.scalar(sequence, pa.int64()), n),
+        accepted.column(CAPTURE_SEQ),
+        pc.equal(accepted.column("_op"), "delete"),
+    ]
+    for field, values in zip(FACT_METADATA, columns, strict=True):
+        facts = facts.append_column(field, pc.cast(values, field.type))
+    return facts
+
+
+def _check_order(manifest: Mapping[str, Any], previous: Mapping[str, Any] | None) -> None:
+    expected = previous["sequence"] + 1 if previous else 1
+    if manifest.get("kind") != "ingestion" or manifest.get("sequence") != expected:
+        raise TransformError(
+            f"ingestion batch has sequence {manifest.get('sequence')}, expected {expected}: "
+            "a batch is missing or out of order",
+            key=manifest.get("batch_id"),
+        )
+    if previous and manifest.get("previous_batch_id") not in (None, previous["batch_id"]):
+        raise TransformError(
+            f"ingestion batch follows {manifest.get('previous_batch_id')}, "
+            f"but the last processed batch is {previous['batch_id']}",
+            key=manifest.get("batch_id"),
+        )
+
+
+def _write_batch(
+    processed: Lake,
+    source_manifest: str,
+    manifest: Mapping[str, Any],
+    result: Model,
+    state_keys: Mapping[str, str],
+) -> dict[str, Any]:
+    batch_id = manifest["batch_id"]
+    sequence = int(manifest["sequence"])
+    tables: dict[str, Any] = {}
+    for name in WAREHOUSE_TABLES:
+        rows = result.tables[name]
+        if name in FACT_SOURCES:
+            rows = _with_metadata(rows, result.accepted[FACT_SOURCES[name]], batch_id, sequence)
+        key = None
+        if rows.num_rows:
+            key = put_once(processed, dated_key(name, batch_id), parquet_bytes(rows))
+        tables[name] = {"key": key, "rows": rows.num_rows}
+    quarantine_keys: list[str] = []
+    for table, rows in result.quarantine.items():
+        if rows.num_rows:
+            key = dated_key(f"_quarantine/{table}", batch_id)
+            quarantine_keys.append(put_once(processed, key, parquet_bytes(rows)))
+    state = dict(state_keys)
+    for table in sorted(result.changed_state):
+        key = f"_state/{table}/{batch_id}.parquet"
+        state[table] = put_once(processed, key, parquet_bytes(result.state[table]))
+    document = {
+        "format": 1,
+        "kind": "processed",
+        "batch_id": batch_id,
+        "sequence": sequence,
+        "source_manifest": source_manifest,
+        "committed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "tables": tables,
+        "quarantined": {t: result.quarantine[t].num_rows for t in LOAD_ORDER},
+        "quarantine_keys": quarantine_keys,
+        "state": {t: state[t] for t in STATE_TABLES if t in state},
+    }
+    put_json(processed, manifest_key(batch_id), document)
+    return document
+
+
+def transform_pending(ingestion: Lake, processed: Lake) -> dict[str, Any]:
+    """Transform every committed ingestion batch newer than the latest processed batch."""
+    latest = latest_manifest_key(processed)
+    previous = get_json(processed, latest) if latest else None
+    state = read_state(processed, previous)
+    pending = manifest_keys_newer_than(ingestion, previous["batch_id"] if previous else None)
+    summary: dict[str, Any] = {
+        "batches": [],
+        "rows": dict.fromkeys(WAREHOUSE_TABLES, 0),
+        "quarantined": dict.fromkeys(LOAD_ORDER, 0),
+    }
+    for source_key in pending:
+        manifest = get_json(ingestion, source_key)
+        if manifest.get("batch_id") != batch_id_of_manifest(source_key):
+            raise TransformError("manifest names another batch id", key=source_key)
+        _check_order(manifest, previous)
+        result = model(_landed(ingestion, manifest), state)
+        document = _write_batch(
+            processed, source_key, manifest, result, previous["state"] if previous else {}
+        )
+        state = {t: result.state[t] for t in STATE_TABLES if t in result.state}
+        previous = document
+        summary["batches"].append(document["batch_id"])
+        for name, entry in document["tables"].items():
+            summary["rows"][name] += entry["rows"]
+        for table, count in document["quarantined"].items():
+            summary["quarantined"][table] += count
+        log(
+            "transform.batch",
+            batch_id=document["batch_id"],
+            sequence=document["sequence"],
+            rows={n: e["rows"] for n, e in document["tables"].items() if e["rows"]},
+        )
+        bad = {t: n for t, n in document["quarantined"].items() if n}
+        if bad:
+            log(
+                "transform.quarantined",
+                level="error",
+                batch_id=document["batch_id"],
+                quarantined=bad,
+                keys=document["quarantine_keys"],
+            )
+    return summary
