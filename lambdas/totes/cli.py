@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from totes.errors import TotesError
 
 # Modules exposing ``register(subparsers)``; each adds its subcommands with a ``handler`` default.
-COMMAND_MODULES = ("totes.source.cli", "totes.devstack.demo")
+COMMAND_MODULES = (
+    "totes.source.cli",
+    "totes.devstack.demo",
+    "totes.warehouse.cli",
+    "totes.pipeline",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
