@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+
+from totes.errors import SettingsError, SourceError
+from totes.extract import handler
+from totes.lake import S3Lake, get_json
+from totes.settings import DbSettings
+
+
+@pytest.fixture
+def configured(source_feb: DbSettings, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name, value in {
+        "PG_HOST": source_feb.host,
+        "PG_PORT": str(source_feb.port),
+        "PG_USER": source_feb.user,
+        "PG_PASSWORD": source_feb.password,
+        "PG_DATABASE": source_feb.database,
+        "TOTES_INGESTION_URI": f"s3://{s3_bucket}/ingestion",
+        "TOTES_FULL_SCAN_CADENCE": "on-demand",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TOTES_SOURCE_SECRET_ID", raising=False)
+    return s3_bucket
+
+
+EVENT = {
+    "run_id": "scheduled__2024-02-23T23:40:00+00:00",
+    "window_start": "2024-02-23T23:40:00Z",
+    "window_end": "2024-02-24T00:00:00Z",
+    "full_scan": False,
+}
+
+
+def test_handler_lands_a_batch_then_finds_nothing_new(configured: str) -> None:
+    first = handler.lambda_handler(EVENT, None)
+    assert first["batch_id"] is not None
+    assert first["rows"]["sales_order"] == 6941
+    assert first["window_end"] == "2024-02-24T00:00:00+00:00"
+    manifest = get_json(S3Lake(configured, "ingestion"), first["manifest_key"])
+    assert manifest["run_id"] == EVENT["run_id"]
+    assert manifest["window_start"] == "2024-02-23T23:40:00+00:00"
+    again = handler.lambda_handler(EVENT, None)
+    assert (again["batch_id"], again["manifest_key"]) == (None, None)
+    forced = handler.lambda_handler({**EVENT, "full_scan": True}, None)
+    assert forced["full_scan"] is True
+    assert forced["batch_id"] is not None
+
+
+def test_resources_are_reused_until_the_configuration_changes(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = handler.resources()
+    assert handler.resources() is first
+    monkeypatch.setenv("PG_PORT", "1")
+    source, _, _ = handler.resources()
+    assert source.port == 1
+    with pytest.raises(SourceError, match="cannot connect to the source database"):
+        handler.lambda_handler(EVENT, None)
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({**EVENT, "window_end": None}, "window_end"),
+        ({**EVENT, "window_end": "2024-02-24T00:00:00"}, "window_end"),
+        ({**EVENT, "window_start": "yesterday"}, "window_start"),
+        ({**EVENT, "full_scan": "yes"}, "full_scan"),
+    ],
+)
+def test_malformed_events_are_refused(
+    configured: str, event: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        handler.lambda_handler(event, None)
