@@ -9,6 +9,7 @@ from pathlib import Path
 from totes.db import connect
 from totes.errors import SourceError
 from totes.settings import source_db
+from totes.source.generate import generate
 from totes.source.schema import create_schema, has_schema, row_counts
 from totes.source.snapshots import load_snapshot
 
@@ -29,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     load.add_argument("--snapshot", type=Path, required=True, help="snapshot folder or dump")
     load.set_defaults(handler=_load)
+
+    gen = commands.add_parser("generate", help="fill an empty database with synthetic data")
+    gen.add_argument("--scale", type=float, default=1.0, help="1 = the real 2024-11-15 volume")
+    gen.add_argument("--seed", type=int, default=1)
+    gen.set_defaults(handler=_generate)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -53,4 +59,10 @@ def _ensure_schema() -> None:
 def _load(args: argparse.Namespace) -> int:
     _ensure_schema()
     print(json.dumps(load_snapshot(source_db(), args.snapshot)))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    _ensure_schema()
+    print(json.dumps(generate(source_db(), scale=args.scale, seed=args.seed)))
     return 0

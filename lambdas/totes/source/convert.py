@@ -47,8 +47,9 @@ def _mask(values: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _from_cents(cents: np.ndarray, valid: np.ndarray) -> pa.Array:
-    """decimal128(10,2) straight from integer cents: exact, no float or Python Decimal per row."""
+def money_from_cents(cents: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """decimal128(10,2) straight from integer cents (null where not ``valid``): exact, and no
+    float or Python Decimal per row."""
     words = np.zeros((len(cents), 2), dtype=np.int64)
     words[:, 0] = np.where(valid, cents, 0)
     words[:, 1] = words[:, 0] >> 63  # sign extension into the high 64 bits
@@ -86,7 +87,7 @@ def _to_money(values: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
             cents_f = np.rint(floats * 100)  # nearest cent: "Decimal rounded to 2 dp"
             fits = present & np.isfinite(cents_f) & (np.abs(cents_f) < _MAX_CENTS)
         cents = np.where(fits, cents_f, 0).astype(np.int64)
-        return _from_cents(cents, fits), present & ~fits, reason
+        return money_from_cents(cents, fits), present & ~fits, reason
     if pa.types.is_decimal(kind) or pa.types.is_string(kind):
         if pa.types.is_string(kind):
             ok = pc.match_substring_regex(values, _MONEY_TEXT)

@@ -44,3 +44,16 @@ def reset_sequences(conn: psycopg.Connection) -> None:
             f" max({table.primary_key}) IS NOT NULL) FROM {table.quoted}",
             (table.quoted, table.primary_key),
         )
+
+
+def fingerprints(conn: psycopg.Connection) -> dict[str, str]:
+    """md5 of each table's rows in id order: equal fingerprints mean equal content."""
+    out: dict[str, str] = {}
+    for name in LOAD_ORDER:
+        table = source_table(name)
+        row = conn.execute(
+            f"SELECT coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x.{table.primary_key})), '')"
+            f" FROM {table.quoted} x"
+        ).fetchone()
+        out[name] = str(row[0]) if row else ""
+    return out

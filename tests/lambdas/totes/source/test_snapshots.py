@@ -17,7 +17,7 @@ from totes.cli import main
 from totes.devstack.postgres import recreate_database
 from totes.errors import SnapshotLoadError
 from totes.settings import DbSettings
-from totes.source.schema import row_counts
+from totes.source.schema import fingerprints, row_counts
 from totes.source.snapshots import load_snapshot, snapshot_path
 from totes.tables import LOAD_ORDER, source_table
 
@@ -39,17 +39,8 @@ def _counts(db: DbSettings) -> dict[str, int]:
 
 
 def _fingerprints(db: DbSettings) -> dict[str, str]:
-    """md5 of every table's rows in id order: equal fingerprints mean equal content."""
-    out = {}
     with psycopg.connect(**db.conninfo()) as conn:
-        for name in LOAD_ORDER:
-            t = source_table(name)
-            row = conn.execute(
-                f"SELECT md5(string_agg(x::text, E'\\n' ORDER BY x.{t.primary_key})) "
-                f"FROM {t.quoted} x"
-            ).fetchone()
-            out[name] = row[0] if row else ""
-    return out
+        return fingerprints(conn)
 
 
 def _versions(db: DbSettings, table: str) -> dict[int, tuple[str, object]]:
