@@ -39,14 +39,14 @@ MONTH_NAMES = (
 
 DIM_DATE_SCHEMA = pa.schema(
     [
-        pa.field("date_id", DATE, nullable=False),
-        pa.field("year", pa.int64(), nullable=False),
-        pa.field("month", pa.int64(), nullable=False),
-        pa.field("day", pa.int64(), nullable=False),
-        pa.field("day_of_week", pa.int64(), nullable=False),
-        pa.field("day_name", pa.string(), nullable=False),
-        pa.field("month_name", pa.string(), nullable=False),
-        pa.field("quarter", pa.int64(), nullable=False),
+        pa.field("date_id", DATE),
+        pa.field("year", pa.int64()),
+        pa.field("month", pa.int64()),
+        pa.field("day", pa.int64()),
+        pa.field("day_of_week", pa.int64()),
+        pa.field("day_name", pa.string()),
+        pa.field("month_name", pa.string()),
+        pa.field("quarter", pa.int64()),
     ]
 )
 

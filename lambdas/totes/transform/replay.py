@@ -31,7 +31,7 @@ from totes.transform.transformer import read_state
 
 def _original(table: str, records: pa.Table) -> pa.Table:
     text = "\n".join(records.column("row_json").to_pylist())
-    frame = pd.read_json(io.StringIO(text), lines=True, dtype=False, convert_dates=False)
+    frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
     rows = pa.Table.from_pandas(frame.astype(object), preserve_index=False)
     rows = pa.table({n: pc.cast(rows.column(n), pa.string()) for n in rows.column_names})
     return to_landing_types(table, rows)

@@ -247,7 +247,7 @@ def _arrow_type(name: str, target: Target) -> pa.DataType:
 def warehouse_schema(name: str) -> pa.Schema:
     """The exact Arrow schema of a warehouse table's data columns."""
     if name == "dim_date":
-        return pa.schema([pa.field(f.name, f.type) for f in DIM_DATE_SCHEMA])
+        return DIM_DATE_SCHEMA
     return pa.schema([pa.field(t.name, _arrow_type(name, t)) for t in WAREHOUSE[name][1]])
 
 
