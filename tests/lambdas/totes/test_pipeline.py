@@ -246,8 +246,7 @@ def test_check_reports_a_corrupted_warehouse(
         _clone(pg_admin, loaded.stack.warehouse.database, "totes_e2e_wh"),
         loaded.stack.settings,
     )
-    assert _check_exit(stack, monkeypatch) == 0
-    capsys.readouterr()
+    # the clone starts identical to the warehouse the fixture checked clean
     with psycopg.connect(**stack.warehouse.conninfo(), autocommit=True) as conn:
         conn.execute(corruption.encode())
 
