@@ -8,6 +8,7 @@ not moved) captures the same rows again.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +78,32 @@ def _summary(
     }
 
 
+def _log_drift(extras: dict[str, list[str]], context: dict[str, Any]) -> None:
+    for name, columns in extras.items():
+        if columns:
+            log("extract.schema_drift", level="warning", table=name, new_columns=columns, **context)
+
+
+def _pending_tables(
+    conn: psycopg.Connection,
+    previous: Previous,
+    lowers: dict[str, datetime | None],
+    upper: datetime,
+) -> list[str]:
+    """Tables whose re-read window differs from what the last batch recorded (one query)."""
+    found = reader.tails(
+        conn,
+        [SOURCE_TABLES[name] for name in LOAD_ORDER],
+        [lowers[name] for name in LOAD_ORDER],
+        upper,
+    )
+    return [
+        name
+        for name in LOAD_ORDER
+        if not _unchanged(previous.table(name).tail, lowers[name], found[name])
+    ]
+
+
 def run_extract(
     source: DbSettings,
     lake: Lake,
@@ -93,13 +120,6 @@ def run_extract(
     Returns a small JSON summary; ``batch_id`` is None when nothing was committed."""
     started = time.perf_counter()
     upper = naive_utc(window_end)
-    previous = load_previous(lake)
-    full = full_scan_due(
-        settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
-    )
-    lowers = {
-        name: lower_bound(previous.table(name).watermark, settings.overlap) for name in LOAD_ORDER
-    }
     context: dict[str, Any] = {
         "run_id": run_id,
         "window_start": window_start,
@@ -108,69 +128,65 @@ def run_extract(
     entries: dict[str, TableEntry] = {}
     batch_id: str | None = None
     try:
-        with connect(
-            source, error=SourceError, role="source", application_name="totes-extract"
-        ) as conn:
-            reader.begin_snapshot(conn)
-            extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
-            for name, columns in extras.items():
-                if columns:
+        # The latest manifest is read from the lake while the source connection is set up: both
+        # are round trips, and a run with nothing new is little more than these.
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            pending_previous = pool.submit(load_previous, lake)
+            with connect(
+                source, error=SourceError, role="source", application_name="totes-extract"
+            ) as conn:
+                reader.begin_snapshot(conn)
+                extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
+                _log_drift(extras, context)
+                previous = pending_previous.result()
+                full = full_scan_due(
+                    settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
+                )
+                lowers = {
+                    name: lower_bound(previous.table(name).watermark, settings.overlap)
+                    for name in LOAD_ORDER
+                }
+                pending = (
+                    list(LOAD_ORDER) if full else _pending_tables(conn, previous, lowers, upper)
+                )
+                if pending:
+                    clock = commit_clock(now or datetime.now(UTC), previous.batch_id)
+                    batch_id = new_batch_id(clock)
+                for name in pending:
+                    assert batch_id is not None
+                    spec = SOURCE_TABLES[name]
+                    rows = reader.stream_rows(
+                        conn,
+                        spec,
+                        extras[name],
+                        None if full else lowers[name],
+                        None if full else upper,
+                    )
+                    result = capture_table(
+                        rows,
+                        lake=lake,
+                        table=spec,
+                        extras=extras[name],
+                        previous=previous.table(name),
+                        batch_id=batch_id,
+                        upper=upper,
+                        full_scan=full,
+                        overlap=settings.overlap,
+                    )
+                    entries[name] = result.entry
                     log(
-                        "extract.schema_drift",
-                        level="warning",
+                        "extract.table",
                         table=name,
-                        new_columns=columns,
+                        rows=result.entry.rows,
+                        deletes=result.entry.deletes,
+                        bytes=result.bytes,
+                        seconds=round(result.seconds, 4),
+                        full_scan=full,
                         **context,
                     )
-            if full:
-                pending = list(LOAD_ORDER)
-            else:
-                found = reader.tails(
-                    conn,
-                    [SOURCE_TABLES[name] for name in LOAD_ORDER],
-                    [lowers[name] for name in LOAD_ORDER],
-                    upper,
-                )
-                pending = [
-                    name
-                    for name in LOAD_ORDER
-                    if not _unchanged(previous.table(name).tail, lowers[name], found[name])
-                ]
-            if pending:
-                clock = commit_clock(now or datetime.now(UTC), previous.batch_id)
-                batch_id = new_batch_id(clock)
-            for name in pending:
-                assert batch_id is not None
-                spec = SOURCE_TABLES[name]
-                rows = reader.stream_rows(
-                    conn,
-                    spec,
-                    extras[name],
-                    None if full else lowers[name],
-                    None if full else upper,
-                )
-                result = capture_table(
-                    rows,
-                    lake=lake,
-                    table=spec,
-                    extras=extras[name],
-                    previous=previous.table(name),
-                    batch_id=batch_id,
-                    upper=upper,
-                    full_scan=full,
-                    overlap=settings.overlap,
-                )
-                entries[name] = result.entry
-                log(
-                    "extract.table",
-                    table=name,
-                    rows=result.entry.rows,
-                    deletes=result.entry.deletes,
-                    bytes=result.bytes,
-                    seconds=round(result.seconds, 4),
-                    full_scan=full,
-                    **context,
-                )
+        finally:
+            pool.shutdown(wait=True)
     except psycopg.Error as exc:
         text = str(exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__
@@ -197,7 +213,6 @@ def run_extract(
             window_end=window_end,
             started=started,
         )
-
     tables = {
         name: entries.get(name)
         or previous.table(name).carried(

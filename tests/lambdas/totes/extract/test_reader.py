@@ -90,3 +90,26 @@ def test_missing_table_while_copying_is_a_source_error(source_empty: DbSettings)
         reader.begin_snapshot(conn)
         with pytest.raises(SourceError, match="table=payment"):
             list(reader.stream_rows(conn, source_table("payment"), [], None, None))
+
+
+def test_catalog_speaks_the_information_schema_vocabulary(source_empty: DbSettings) -> None:
+    with psycopg.connect(**source_empty.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE currency ADD COLUMN rate numeric(12,3), ADD COLUMN code2 varchar(3),"
+            " ADD COLUMN flag char(1), ADD COLUMN big bigint"
+        )
+    with psycopg.connect(**source_empty.conninfo()) as conn:
+        reader.begin_snapshot(conn)
+        ours = {(c.table, c.name): c for c in reader.catalog(conn, LOAD_ORDER)}
+        standard = conn.execute(
+            "SELECT table_name, column_name, data_type, udt_name, numeric_precision,"
+            " numeric_scale FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+            (list(LOAD_ORDER),),
+        ).fetchall()
+    assert len(ours) == len(standard)
+    for table, column, data_type, udt_name, precision, scale in standard:
+        found = ours[(table, column)]
+        assert (found.data_type, found.udt_name) == (data_type, udt_name)
+        if data_type == "numeric":
+            assert (found.numeric_precision, found.numeric_scale) == (precision, scale)
