@@ -35,6 +35,8 @@ class Reasons:
 
     def add(self, bad: pa.Array | pa.ChunkedArray, reason: str) -> None:
         bad = pc.fill_null(bad, False)
+        if not pc.any(bad).as_py():
+            return  # the common case: a clean column costs one pass, not a string rebuild
         joined = pc.binary_join_element_wise(self.values, reason, "; ")
         self.values = pc.if_else(bad, pc.coalesce(joined, reason), self.values)
 
