@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from pathlib import Path
 
 from totes.db import connect
@@ -11,6 +12,7 @@ from totes.errors import SourceError
 from totes.settings import source_db
 from totes.source.generate import generate
 from totes.source.schema import create_schema, has_schema, row_counts
+from totes.source.simulate import simulate
 from totes.source.snapshots import load_snapshot
 
 
@@ -35,6 +37,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gen.add_argument("--scale", type=float, default=1.0, help="1 = the real 2024-11-15 volume")
     gen.add_argument("--seed", type=int, default=1)
     gen.set_defaults(handler=_generate)
+
+    sim = commands.add_parser(
+        "simulate", help="apply M minutes of realistic activity and print what changed as JSON"
+    )
+    sim.add_argument("--minutes", type=int, required=True)
+    sim.add_argument("--seed", type=int, default=None, help="default: a fresh random seed")
+    sim.add_argument("--silent-edits", action="store_true", help="also edit rows in place")
+    sim.add_argument("--deletes", action="store_true", help="also delete rows")
+    sim.set_defaults(handler=_simulate)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -65,4 +76,17 @@ def _load(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     _ensure_schema()
     print(json.dumps(generate(source_db(), scale=args.scale, seed=args.seed)))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    seed = args.seed if args.seed is not None else secrets.randbits(32)
+    report = simulate(
+        source_db(),
+        minutes=args.minutes,
+        seed=seed,
+        silent_edits=args.silent_edits,
+        deletes=args.deletes,
+    )
+    print(json.dumps({**report, "seed": seed}))
     return 0

@@ -84,8 +84,9 @@ class Cursor:
             ("design", "sales_order", "purchase_order", "transaction", "payment"), 1
         )
     )
-    # created_at of every design by id order (ids grow with time), to pick existing designs.
+    # Every design's created_at, ascending, and its id: sales pick designs that already exist.
     design_times: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[ms]"))
+    design_ids: np.ndarray = field(default_factory=lambda: np.array([], np.int64))
 
     def take(self, table: str, count: int) -> np.ndarray:
         first = self.next_ids[table]
@@ -277,11 +278,13 @@ def designs(rng: np.random.Generator, cursor: Cursor, times: np.ndarray) -> pa.T
         np.char.add(np.char.add(np.char.add(np.char.lower(names), "-"), stamp), "-"),
         np.char.add(suffix, ".json"),
     )
+    ids = cursor.take("design", n)
     cursor.design_times = np.concatenate([cursor.design_times, times.astype("datetime64[ms]")])
+    cursor.design_ids = np.concatenate([cursor.design_ids, ids])
     return _table(
         "design",
         {
-            "design_id": cursor.take("design", n),
+            "design_id": ids,
             "created_at": _ts(times),
             "design_name": names,
             "file_location": design_locations(rng, n),
@@ -303,7 +306,7 @@ def _existing_design(rng: np.random.Generator, cursor: Cursor, times: np.ndarray
     """A design that already exists at each sale's time (ids grow with creation time)."""
     existing = np.searchsorted(cursor.design_times, times.astype("datetime64[ms]"), side="right")
     existing = np.maximum(existing, 1)
-    return (rng.random(len(times)) * existing).astype(np.int64) + 1
+    return cursor.design_ids[(rng.random(len(times)) * existing).astype(np.int64)]
 
 
 def orders(
@@ -450,3 +453,35 @@ def history_chunk(
         )
     )
     return tables
+
+
+def times_in_window(
+    rng: np.random.Generator,
+    start: np.datetime64,
+    end: np.datetime64,
+    per_weekday: float,
+    *,
+    minimum: int = 0,
+) -> np.ndarray:
+    """Sorted creation times in (start, end] at ``per_weekday`` rows per working day, on the
+    working minutes (weekdays 08:00-18:59) of the window; at least ``minimum`` of them, placed
+    anywhere in the window when it has no working minute, so a demo always shows activity."""
+    start, end = start.astype("datetime64[ms]"), end.astype("datetime64[ms]")
+    minute = np.timedelta64(1, "m")
+    grid = np.arange(start.astype("datetime64[m]"), end.astype("datetime64[m]") + minute, minute)
+    hours = (grid - grid.astype("datetime64[D]")).astype("timedelta64[h]").astype(np.int64)
+    working = grid[np.is_busday(grid.astype("datetime64[D]")) & (hours >= 8) & (hours <= 18)]
+    count = int(rng.poisson(per_weekday / WORK_MINUTES * len(working))) if len(working) else 0
+    count = max(count, minimum)
+    if len(working):
+        second = rng.integers(9, 14, count)
+        times = (
+            rng.choice(working, count).astype("datetime64[ms]")
+            + (second * 1000 + rng.integers(0, 1000, count)) * MS
+        )
+    else:
+        span = int((end - start) / MS)
+        times = start + rng.integers(1, max(span, 1) + 1, count) * MS
+    # the grid's first and last minutes stick out of the window: fold them back inside
+    times = np.clip(times, start + MS, end)
+    return np.sort(times)
