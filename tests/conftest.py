@@ -30,8 +30,9 @@ def pg_admin() -> Iterator[DbSettings]:
 
 
 @pytest.fixture
-def new_database(pg_admin: DbSettings, worker_id: str) -> Callable[[str], DbSettings]:
+def new_database(pg_admin: DbSettings) -> Callable[[str], DbSettings]:
     """Factory of empty databases, unique per test worker, on the test server."""
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
     def make(role: str) -> DbSettings:
         return recreate_database(pg_admin, f"totes_{role}_{worker_id}_{next(_db_counter)}")

@@ -9,25 +9,30 @@ from collections.abc import Sequence
 
 from totes.errors import TotesError
 
-# Modules exposing ``register(subparsers)``; each adds its subcommands with a ``handler`` default.
-COMMAND_MODULES = (
-    "totes.source.cli",
-    "totes.devstack.demo",
-    "totes.warehouse.cli",
-    "totes.pipeline",
-)
+# Command name -> module exposing ``register(subparsers)``. Only the module of the command being
+# run is imported, so a quick command does not pay for the imports of all the others.
+COMMANDS: dict[str, str] = {
+    "source": "totes.source.cli",
+    "demo": "totes.devstack.demo",
+    "warehouse": "totes.warehouse.cli",
+    "check": "totes.warehouse.cli",
+    "run": "totes.pipeline",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="totes", description="Terrific Totes data platform")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module_name in COMMAND_MODULES:
+    first = next((arg for arg in (argv or []) if not arg.startswith("-")), None)
+    modules = [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for module_name in modules:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         result = args.handler(args)
     except TotesError as exc:
