@@ -23,6 +23,7 @@ from typing import Any
 
 from totes.devstack.aws import REGION, Handler, provision, register_handler
 from totes.naming import ResourceNames
+from totes.settings import DbSettings
 
 STAGES = ("extract", "transform", "load")
 
@@ -186,6 +187,22 @@ def _deploy_state_machine(name: str, definition: str, role_arn: str) -> str:
         name=name, definition=definition, roleArn=role_arn, type="STANDARD"
     )
     return str(created["stateMachineArn"])
+
+
+def database_environment(source: DbSettings, warehouse: DbSettings) -> dict[str, str]:
+    """The Lambda environment naming both databases (on AWS: secret ids instead)."""
+    return {
+        "PG_HOST": source.host,
+        "PG_PORT": str(source.port),
+        "PG_USER": source.user,
+        "PG_PASSWORD": source.password,
+        "PG_DATABASE": source.database,
+        "PG_HOST_DW": warehouse.host,
+        "PG_PORT_DW": str(warehouse.port),
+        "PG_USER_DW": warehouse.user,
+        "PG_PASSWORD_DW": warehouse.password,
+        "PG_DATABASE_DW": warehouse.database,
+    }
 
 
 def deploy(

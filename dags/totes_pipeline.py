@@ -1,0 +1,156 @@
+"""The Terrific Totes pipeline DAG: every 20 minutes, run the extract -> transform -> load state
+machine for the last 20-minute window and report what it did.
+
+A composition root only: operators and logic live in ``plugins/totes_airflow``. Parsing this file
+touches neither AWS nor the metadata database (ARNs are templates rendered at run time).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.providers.amazon.aws.operators.step_function import (
+    StepFunctionGetExecutionOutputOperator,
+)
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+
+from totes_airflow.alerts import failure_notifier
+from totes_airflow.config import PIPELINE_INPUT, PipelineConfig
+from totes_airflow.operators import (
+    IdempotentStepFunctionStartExecutionOperator,
+    StepFunctionExecutionFailureSensor,
+)
+from totes_airflow.summary import format_summary, summarise
+
+DAG_ID = "totes_pipeline"
+
+DOC_MD = """
+# Terrific Totes pipeline
+
+Every 20 minutes this DAG starts the **Step Functions** state machine `totes-<env>-pipeline`,
+which runs three Lambdas in order:
+
+1. **extract** copies what changed in `totesys` into the ingestion lake (Parquet on S3);
+2. **transform** turns pending ingestion batches into the star schema's processed Parquet;
+3. **load** merges pending processed batches into the warehouse, keeping every fact version.
+
+Each stage processes *everything still pending*, so a retried, repeated or late run converges to
+the same lake and warehouse; no fact version is ever added twice.
+
+| task | what it does |
+|---|---|
+| `start_pipeline` | starts the execution for the run's window, or reuses the run's execution |
+| `wait_for_pipeline` | waits for the execution; fails with its error and cause |
+| `pipeline_output` | reads the execution output |
+| `summary` | logs rows per table per stage and the freshness lag; returns them as XCom |
+
+**Schedule and freshness.** A source change must reach the warehouse within 30 minutes. A run
+for the window `[T-20 min, T)` starts at `T` and reads everything changed since the previous run
+read the source (at `T-20 min`). The oldest change it delivers therefore waited
+`20 min + run time`; with a run time under 10 minutes (the state machine times out at 50, a
+normal run takes a few minutes) that is within 30. `max_active_runs=1` keeps runs from
+overlapping; `catchup=False` skips windows missed while paused, which is safe because the next
+run picks up everything pending anyway. The `summary` task logs the measured lag
+(`finished_at - window_start`) and flags runs that missed the target.
+
+## Runbook
+
+**A failure email arrived.** It names the DAG, run, task, window and a log link; the state
+machine sends its own email with the Lambda error. Open the log, then:
+
+* *Source or warehouse unreachable, credentials rejected*: fix the database or the secret
+  (`totes/<env>/source-db`, `totes/<env>/warehouse-db` in Secrets Manager). Nothing else is
+  needed: the next scheduled run processes everything the failed run did not.
+* *A data error* (the message names step, table and key): fix the cause, then re-run as below.
+* Transient AWS errors are already retried by the state machine and by Airflow (task retries
+  with exponential backoff); an email means the retries ran out.
+
+**Re-run a run.** Clear `start_pipeline` for that run (Grid -> task -> Clear, with downstream).
+The task finds the run's execution by name: if it is running or succeeded it is reused; if it
+failed a fresh execution `...-r2` is started (not a Step Functions redrive: a failed execution of
+this machine ends in its Fail state after alerting, and a redrive would resume there and fail
+again). Re-running a finished run adds no duplicate fact version.
+
+**Backfill.** UI: *Trigger -> Backfill*, or
+`airflow backfill create --dag-id totes_pipeline --from-date 2026-01-01T00:00 --to-date
+2026-01-01T02:00`. Each run gets its own window and processes what is pending; re-running an
+already loaded window adds nothing.
+
+**Full scan.** Trigger with `{"full_scan": true}` (the trigger form has a checkbox) to make extract
+compare every source row, catching edits made without touching `last_updated` and deletes.
+
+**Inspect an execution.** The `start_pipeline` task has links to the state machine and to the
+execution in the AWS console; the execution's name is the DAG id and run id with `:` and `+`
+replaced and a short hash appended.
+"""
+
+config = PipelineConfig.from_env()
+EXECUTION_ARN = "{{ ti.xcom_pull(task_ids='start_pipeline') }}"
+
+with DAG(
+    dag_id=DAG_ID,
+    description="totesys -> data lake -> warehouse every 20 minutes (Step Functions)",
+    # A cron string alone gives zero-length intervals in Airflow 3; each run needs its window.
+    schedule=CronDataIntervalTimetable("*/20 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=1),
+    doc_md=DOC_MD,
+    tags=["totes", "etl", "step-functions"],
+    params={
+        "full_scan": Param(
+            False,
+            type="boolean",
+            description="Compare every source row (finds silent edits and deletes).",
+        )
+    },
+    default_args={
+        "owner": "data-engineering",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=5),
+        "aws_conn_id": config.aws_conn_id,
+        "on_failure_callback": [
+            failure_notifier(topic_arn=config.alerts_topic_arn, aws_conn_id=config.aws_conn_id)
+        ],
+    },
+) as dag:
+    start_pipeline = IdempotentStepFunctionStartExecutionOperator(
+        task_id="start_pipeline",
+        state_machine_arn=config.state_machine_arn,
+        state_machine_input=PIPELINE_INPUT,
+    )
+
+    # Reschedule mode frees the worker slot between pokes: a run mostly waits on Lambdas.
+    wait_for_pipeline = StepFunctionExecutionFailureSensor(
+        task_id="wait_for_pipeline",
+        execution_arn=EXECUTION_ARN,
+        mode="reschedule",
+        poke_interval=config.poke_seconds,
+        timeout=timedelta(minutes=55).total_seconds(),
+    )
+
+    pipeline_output = StepFunctionGetExecutionOutputOperator(
+        task_id="pipeline_output",
+        execution_arn=EXECUTION_ARN,
+    )
+
+    @task(task_id="summary")
+    def summary(**context: Any) -> dict[str, Any]:
+        import logging
+
+        result = summarise(context["ti"].xcom_pull(task_ids="pipeline_output"))
+        log = logging.getLogger("airflow.task")
+        log.info("Pipeline run summary\n%s", format_summary(result))
+        if not result["within_freshness_target"]:
+            log.warning(
+                "Freshness target missed: %s s > %s s",
+                result["freshness_lag_seconds"],
+                result["freshness_target_seconds"],
+            )
+        return result
+
+    start_pipeline >> wait_for_pipeline >> pipeline_output >> summary()
