@@ -30,7 +30,9 @@ class Lake(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]: ...
+    def list(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]: ...
 
 
 class LocalLake:
@@ -66,7 +68,9 @@ class LocalLake:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+    def list(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
         base = self.root / prefix
         directory = base if prefix.endswith("/") or base.is_dir() else base.parent
         if not directory.exists():
@@ -125,8 +129,15 @@ class S3Lake:
             raise LakeError(f"checking {key} in {self.uri} failed: {exc}") from None
         return True
 
-    def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+    def list(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
+        """Keys in order; ``page_size`` bounds each list call (a reader wanting one key asks 1)."""
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": self.prefix + prefix,
+            "PaginationConfig": {"PageSize": page_size},
+        }
         if start_after:
             kwargs["StartAfter"] = self.prefix + start_after
         try:
@@ -175,7 +186,7 @@ def latest_manifest_key(lake: Lake) -> str | None:
     """The newest committed batch's manifest (manifest keys sort newest first)."""
     from totes.batches import MANIFEST_PREFIX
 
-    for key in lake.list(MANIFEST_PREFIX):
+    for key in lake.list(MANIFEST_PREFIX, page_size=1):
         if key.endswith(".json"):
             return key
     return None

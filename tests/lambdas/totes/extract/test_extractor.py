@@ -93,8 +93,10 @@ class FailingLake:
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)
 
-    def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
-        return self.inner.list(prefix, start_after)
+    def list(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
+        return self.inner.list(prefix, start_after, page_size)
 
 
 FEB_END = datetime(2024, 2, 24, tzinfo=UTC)
