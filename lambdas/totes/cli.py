@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from totes.errors import TotesError
+from totes.jsonlog import send_logs_to_stderr
 
 # Command name -> module exposing ``register(subparsers)``. Only the module of the command being
 # run is imported, so a quick command does not pay for the imports of all the others.
@@ -33,11 +34,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    send_logs_to_stderr()
     try:
         result = args.handler(args)
     except TotesError as exc:
         print(f"totes: {exc}", file=sys.stderr)
         return 1
+    finally:
+        send_logs_to_stderr(False)
     return int(result or 0)
 
 
