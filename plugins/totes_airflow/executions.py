@@ -34,6 +34,24 @@ class StartedExecution:
     previous_failures: tuple[str, ...] = ()
 
 
+def failure_reason(described: dict[str, Any]) -> str:
+    """One readable line from a closed execution's DescribeExecution answer.
+
+    A Lambda error's cause is the runtime's JSON (type, message, stack trace); the message is the
+    part a person needs, and our errors put step, table and key into it.
+    """
+    error = described.get("error") or "no error given"
+    cause = described.get("cause") or ""
+    try:
+        payload = json.loads(cause)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("errorMessage"), str):
+        cause = payload["errorMessage"]
+    name = described.get("name") or described.get("executionArn", "execution")
+    return f"Step Functions execution {name} {described.get('status')}: {error}: {cause}".strip()
+
+
 def execution_arn(state_machine_arn: str, name: str) -> str:
     prefix, _, machine = state_machine_arn.partition(":stateMachine:")
     if not machine:

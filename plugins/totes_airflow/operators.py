@@ -15,7 +15,7 @@ from airflow.providers.amazon.aws.operators.step_function import (
 from airflow.providers.amazon.aws.sensors.step_function import StepFunctionExecutionSensor
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from totes_airflow.executions import MAX_ATTEMPTS, start_or_reuse
+from totes_airflow.executions import MAX_ATTEMPTS, failure_reason, start_or_reuse
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -90,8 +90,4 @@ class StepFunctionExecutionFailureSensor(StepFunctionExecutionSensor):
             return bool(super().poke(context))
         except AirflowException as failed:
             described = self.hook.describe_execution(self.execution_arn)
-            raise AirflowFailException(
-                f"Step Functions execution {described.get('name', self.execution_arn)} "
-                f"{described['status']}: {described.get('error', 'no error')}: "
-                f"{described.get('cause', 'no cause given')}"
-            ) from failed
+            raise AirflowFailException(failure_reason(described)) from failed

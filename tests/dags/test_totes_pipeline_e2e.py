@@ -1,0 +1,248 @@
+"""The DAG end to end, as ``dag.test()`` runs it: Airflow (metadata on the test PostgreSQL) starts
+our state machine on moto's Step Functions, which invokes the real extract, transform and load
+handlers against a generated totesys and a real warehouse.
+
+The tests share one stack and run in order: a first run, a run after simulated activity, a re-run
+of that finished run, then a run with the source database stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+
+from totes.devstack.airflow import DAGS_FOLDER, pipeline_environment
+from totes.devstack.aws import MotoStack
+from totes.devstack.deploy import (
+    Deployment,
+    database_environment,
+    deploy,
+    read_alerts,
+    subscribe_queue,
+)
+from totes.devstack.postgres import TempCluster, recreate_database, start_cluster
+from totes.naming import ResourceNames
+from totes.settings import DbSettings
+from totes.source.generate import generate
+from totes.source.schema import create_schema
+from totes.source.simulate import simulate
+from totes.warehouse.check import check
+from totes.warehouse.migrations import migrate
+from totes.warehouse.reconcile import format_report
+from totes_airflow.execution_names import execution_name
+
+pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.slow]
+
+DAG_ID = "totes_pipeline"
+SCALE = 0.03
+FACT_SOURCES = {
+    "fact_sales_order": "sales_order",
+    "fact_purchase_order": "purchase_order",
+    "fact_payment": "payment",
+}
+
+
+def _at(hour: int, minute: int) -> datetime:
+    return datetime(2026, 11, 20, hour, minute, tzinfo=UTC)
+
+
+# dag.test names a run after run_after: fixed values give each window a stable run id.
+FIRST = (_at(10, 5), _at(10, 6))  # window 09:40-10:00
+SECOND = (_at(10, 25), _at(10, 26))  # window 10:00-10:20
+BROKEN = (_at(10, 45), _at(10, 46))  # window 10:20-10:40
+
+
+@dataclass
+class Stack:
+    source_cluster: TempCluster
+    source: DbSettings
+    warehouse: DbSettings
+    deployment: Deployment
+    alerts_queue: str
+    dag: Any
+
+
+@pytest.fixture(scope="module")
+def stack(
+    pg_admin: DbSettings, moto_stack: MotoStack, airflow_metadata: DbSettings
+) -> Iterator[Stack]:
+    # The source gets its own server so that a test can stop it.
+    cluster = start_cluster()
+    try:
+        source = recreate_database(cluster.dsn(), "totesys")
+        create_schema(source)
+        generate(source, scale=SCALE, seed=11)
+        warehouse = recreate_database(pg_admin, f"totes_e2e_warehouse_{time.time_ns()}")
+        migrate(warehouse)
+        names = ResourceNames(environment="e2e")
+        deployment = deploy(database_environment(source, warehouse), names)
+        queue = subscribe_queue(deployment.alerts_topic_arn, "totes-e2e-alerts")
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in {
+                **pipeline_environment(deployment),
+                "TOTES_POKE_SECONDS": "1",
+                "TOTES_AWS_CONN_ID": "",
+            }.items():
+                patch.setenv(name, value)
+            from airflow.dag_processing.dagbag import DagBag
+
+            bag = DagBag(dag_folder=str(DAGS_FOLDER / "totes_pipeline.py"))
+            assert bag.import_errors == {}
+            yield Stack(cluster, source, warehouse, deployment, queue, bag.dags[DAG_ID])
+    finally:
+        cluster.stop()
+
+
+def _run(stack: Stack, logical_date: datetime, run_after: datetime) -> Any:
+    return stack.dag.test(logical_date=logical_date, run_after=run_after)
+
+
+def _xcom(run: Any, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == run.dag_id,
+                XComModel.run_id == run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == "return_value",
+            )
+        ).one()
+        return XComModel.deserialize_value(row)
+
+
+def _fact_rows(warehouse: DbSettings) -> dict[str, int]:
+    with psycopg.connect(**warehouse.conninfo()) as conn:
+        return {
+            fact: int(conn.execute(f"SELECT count(*) FROM {fact}").fetchone()[0])  # type: ignore[index]
+            for fact in FACT_SOURCES
+        }
+
+
+def _executions(stack: Stack) -> dict[str, dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=stack.deployment.state_machine_arn)
+    return {
+        e["name"]: dict(sfn.describe_execution(executionArn=e["executionArn"]))
+        for e in listed["executions"]
+    }
+
+
+def _assert_checked(stack: Stack) -> None:
+    report = check(stack.source, stack.warehouse)
+    assert report.ok, format_report(report)
+
+
+def test_first_run_fills_the_warehouse_and_check_accepts_it(stack: Stack) -> None:
+    started = time.monotonic()
+    run = _run(stack, *FIRST)
+    seconds = time.monotonic() - started
+    assert run.state == "success", [(ti.task_id, ti.state) for ti in run.get_task_instances()]
+    print(f"first DAG run: {seconds:.1f} s")
+
+    name = execution_name(DAG_ID, run.run_id)
+    execution = _executions(stack)[name]
+    assert execution["status"] == "SUCCEEDED"
+    assert _xcom(run, "start_pipeline") == execution["executionArn"]
+    assert json.loads(execution["input"]) == {
+        "run_id": run.run_id,
+        "window_start": "2026-11-20T09:40:00+00:00",
+        "window_end": "2026-11-20T10:00:00+00:00",
+        "full_scan": False,
+    }
+
+    summary = _xcom(run, "summary")
+    assert summary["run_id"] == run.run_id
+    assert summary["window_start"] == "2026-11-20T09:40:00+00:00"
+    assert summary["extracted"]["sales_order"] > 0
+    assert summary["fact_versions_added"] == _fact_rows(stack.warehouse)
+    assert summary["freshness_lag_seconds"] > 0
+    _assert_checked(stack)
+
+
+def test_second_run_adds_exactly_the_simulated_versions(stack: Stack) -> None:
+    before = _fact_rows(stack.warehouse)
+    report = simulate(stack.source, minutes=20, seed=5)
+    expected = {
+        fact: len(report["inserted"].get(table, [])) + len(report["updated"].get(table, []))
+        for fact, table in FACT_SOURCES.items()
+    }
+    assert expected["fact_sales_order"] > 0
+
+    run = _run(stack, *SECOND)
+    assert run.state == "success"
+
+    after = _fact_rows(stack.warehouse)
+    assert {fact: after[fact] - before[fact] for fact in FACT_SOURCES} == expected
+    summary = _xcom(run, "summary")
+    assert {fact: summary["fact_versions_added"].get(fact, 0) for fact in FACT_SOURCES} == (
+        expected
+    )
+    _assert_checked(stack)
+
+
+def test_rerunning_a_finished_run_reuses_its_execution_and_adds_nothing(stack: Stack) -> None:
+    before_rows = _fact_rows(stack.warehouse)
+    before_executions = set(_executions(stack))
+
+    # Same logical date and run_after: dag.test re-creates the run under the same run id.
+    run = _run(stack, *SECOND)
+    assert run.state == "success"
+
+    assert set(_executions(stack)) == before_executions
+    assert _fact_rows(stack.warehouse) == before_rows
+    _assert_checked(stack)
+
+
+def test_source_down_fails_the_run_and_alerts(stack: Stack) -> None:
+    read_alerts(stack.alerts_queue, wait_seconds=0)  # start from an empty inbox
+    stack.source_cluster.stop_server()
+    try:
+        run = _run(stack, *BROKEN)
+    finally:
+        stack.source_cluster.start()
+
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {
+        "start_pipeline": "success",
+        "wait_for_pipeline": "failed",
+        "pipeline_output": "upstream_failed",
+        "summary": "upstream_failed",
+    }
+
+    execution = _executions(stack)[execution_name(DAG_ID, run.run_id)]
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "SourceError"
+    assert "cannot connect to the source database" in execution["cause"]
+
+    alerts = read_alerts(stack.alerts_queue)
+    subjects = sorted(alert["subject"] for alert in alerts)
+    assert subjects == [
+        "Terrific Totes pipeline failed",
+        "Terrific Totes pipeline task failed: totes_pipeline.wait_for_pipeline",
+    ]
+    machine_alert = next(a["message"] for a in alerts if a["subject"] == subjects[0])
+    assert f"Run: {run.run_id}" in machine_alert
+    assert "Window: 2026-11-20T10:20:00+00:00 to 2026-11-20T10:40:00+00:00" in machine_alert
+    assert "Error: SourceError" in machine_alert
+
+    airflow_alert = next(a["message"] for a in alerts if a["subject"] == subjects[1])
+    assert f"DAG:    {DAG_ID}" in airflow_alert
+    assert f"Run:    {run.run_id}" in airflow_alert
+    assert "Task:   wait_for_pipeline" in airflow_alert
+    assert "Window: 2026-11-20 10:20:00+00:00 to 2026-11-20 10:40:00+00:00" in airflow_alert
+    assert f"/dags/{DAG_ID}/runs/" in airflow_alert
+    assert "SourceError: [extract] cannot connect to the source database" in airflow_alert
+    assert "stackTrace" not in airflow_alert
