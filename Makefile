@@ -45,6 +45,10 @@ format: venv
 lock: venv
 	$(BIN)/uv pip compile requirements-dev.in --universal --python-version 3.11 -o requirements-dev.lock
 
+# Airflow UI (standalone, login disabled) at http://127.0.0.1:8080 on the local stack; Ctrl-C stops.
+airflow: venv
+	$(BIN)/python -m totes.devstack.airflow
+
 bench: venv
 	$(BIN)/python -m benchmarks
 

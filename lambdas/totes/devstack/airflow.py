@@ -124,8 +124,9 @@ class Standalone:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            # standalone stops its components on SIGINT (its KeyboardInterrupt path).
-            os.killpg(self.process.pid, signal.SIGINT)
+            # The whole group: every component (scheduler, workers, API server...) shuts down
+            # cleanly on SIGTERM, whatever signals the parent shell made them ignore.
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -237,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     from totes.devstack.postgres import postgres_server, recreate_database
 
     args = _arguments(argv)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, or a SIGTERM from a supervisor, must still stop Airflow and the throwaway stack.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     home = Path(tempfile.mkdtemp(prefix="totes-airflow-"))
     try:
         with postgres_server() as admin, moto_server() as moto:

@@ -61,7 +61,14 @@ def template_placeholders(template: str) -> set[str]:
 
 def render_template(template: str, values: Mapping[str, str]) -> str:
     """Fill ``${name}`` placeholders as Terraform's templatefile() does; a missing one is an error,
-    as it is for Terraform, so the two can never silently diverge."""
+    as it is for Terraform, so the two can never silently diverge. Template syntax this does not
+    implement (``%{`` directives, ``$${`` escapes, expressions) is refused rather than misread."""
+    for unsupported in ("%{", "$${"):
+        if unsupported in template:
+            raise ValueError(f"state machine template uses {unsupported!r}; keep it to ${{name}}")
+    leftover = _PLACEHOLDER.sub("", template)
+    if "${" in leftover:
+        raise ValueError("state machine template has a ${...} that is not a plain ${name}")
     missing = template_placeholders(template) - set(values)
     if missing:
         raise KeyError(f"state machine template needs values for: {', '.join(sorted(missing))}")

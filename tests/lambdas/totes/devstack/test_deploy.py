@@ -115,6 +115,12 @@ def test_rendering_fills_placeholders_and_leaves_jsonpath_alone() -> None:
     assert definition["States"]["NotifyFailure"]["Parameters"]["TopicArn"] == "arn:topic"
 
 
+@pytest.mark.parametrize("template", ['{"a": "%{ if x }"}', '{"a": "$${x}"}', '{"a": "${x.y}"}'])
+def test_template_syntax_beyond_plain_placeholders_is_refused(template: str) -> None:
+    with pytest.raises(ValueError, match="state machine template"):
+        render_template(template, {"x": "1"})
+
+
 def test_deploy_uses_terraform_names_and_function_environment(
     names: ResourceNames, stages: tuple[Stages, Deployment, str]
 ) -> None:
