@@ -246,3 +246,184 @@ def test_source_down_fails_the_run_and_alerts(stack: Stack) -> None:
     assert f"/dags/{DAG_ID}/runs/" in airflow_alert
     assert "SourceError: [extract] cannot connect to the source database" in airflow_alert
     assert "stackTrace" not in airflow_alert
+
+
+# The rest runs the DAG the way its users do: Airflow standalone (scheduler, LocalExecutor, API
+# server and UI) on the same metadata database and stack.
+
+BACKFILL_FROM = "2026-11-20T11:00:00Z"
+BACKFILL_TO = "2026-11-20T11:20:00Z"  # inclusive: the windows 11:00-11:20 and 11:20-11:40
+# The task-state badge's icon for "success" in the Airflow 3 grid (a check mark).
+SUCCESS_ICON = 'd="M20 6 9 17l-5-5"'
+
+
+@dataclass
+class Ui:
+    base_url: str
+    standalone: Any
+
+
+def _api(ui: Ui, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 (the local test server)
+        f"{ui.base_url}/api/v2{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _runs(ui: Ui) -> dict[str, dict[str, Any]]:
+    listed = _api(ui, "GET", f"/dags/{DAG_ID}/dagRuns?limit=100")
+    return {run["dag_run_id"]: run for run in listed["dag_runs"]}
+
+
+def _wait_for_runs(ui: Ui, run_ids: set[str] | None, *, minimum: int = 0) -> dict[str, Any]:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        runs = _runs(ui)
+        wanted = {k: v for k, v in runs.items() if run_ids is None or k in run_ids}
+        if len(wanted) >= minimum and all(
+            run["state"] in ("success", "failed") for run in wanted.values()
+        ):
+            return runs
+        time.sleep(2)
+    pytest.fail(f"runs did not finish: {_runs(ui)}; see {ui.standalone.log_path}")
+
+
+@pytest.fixture(scope="module")
+def ui(
+    stack: Stack, moto_stack: MotoStack, airflow_metadata: DbSettings, tmp_path_factory: Any
+) -> Iterator[Ui]:
+    from totes.devstack.airflow import airflow_environment, standalone
+    from totes.devstack.postgres import free_port
+
+    home = tmp_path_factory.mktemp("airflow-standalone")
+    env = {
+        **moto_stack.env,
+        **airflow_environment(home, airflow_metadata, api_port=free_port(), poke_seconds=1),
+        **pipeline_environment(stack.deployment),
+    }
+    started = time.monotonic()
+    with standalone(env) as running:
+        print(f"Airflow standalone up in {time.monotonic() - started:.1f} s")
+        yield Ui(running.base_url, running)
+
+
+def test_backfill_and_clearing_a_finished_run_add_no_duplicate_versions(
+    stack: Stack, ui: Ui
+) -> None:
+    report = simulate(stack.source, minutes=20, seed=8)
+    expected = {
+        fact: len(report["inserted"].get(table, [])) + len(report["updated"].get(table, []))
+        for fact, table in FACT_SOURCES.items()
+    }
+    before = _fact_rows(stack.warehouse)
+    executions_before = set(_executions(stack))
+
+    # Unpausing also lets the scheduler start the latest window: a third run beside the
+    # backfill, which must not duplicate anything either.
+    assert _api(ui, "PATCH", f"/dags/{DAG_ID}", {"is_paused": False})["is_paused"] is False
+    backfill = _api(
+        ui,
+        "POST",
+        "/backfills",
+        {
+            "dag_id": DAG_ID,
+            "from_date": BACKFILL_FROM,
+            "to_date": BACKFILL_TO,
+            "reprocess_behavior": "none",
+            "max_active_runs": 1,
+        },
+    )
+    assert backfill["dag_id"] == DAG_ID
+    backfill_runs = {"backfill__2026-11-20T11:20:00+00:00", "backfill__2026-11-20T11:40:00+00:00"}
+    runs = _wait_for_runs(ui, backfill_runs, minimum=2)
+    runs = _wait_for_runs(ui, None)
+    assert {run_id: runs[run_id]["state"] for run_id in backfill_runs} == dict.fromkeys(
+        backfill_runs, "success"
+    )
+    windows = sorted(
+        (runs[r]["data_interval_start"], runs[r]["data_interval_end"]) for r in backfill_runs
+    )
+    assert windows == [
+        ("2026-11-20T11:00:00Z", "2026-11-20T11:20:00Z"),
+        ("2026-11-20T11:20:00Z", "2026-11-20T11:40:00Z"),
+    ]
+    after = _fact_rows(stack.warehouse)
+    assert {fact: after[fact] - before[fact] for fact in FACT_SOURCES} == expected
+    _assert_checked(stack)
+
+    # A user clears a finished run: its tasks run again and find the run's execution.
+    executions = set(_executions(stack))
+    assert execution_name(DAG_ID, "backfill__2026-11-20T11:20:00+00:00") in executions
+    cleared_run = "backfill__2026-11-20T11:20:00+00:00"
+    first_try = _api(ui, "GET", f"/dags/{DAG_ID}/dagRuns/{cleared_run}/taskInstances/summary")
+    _api(
+        ui,
+        "POST",
+        f"/dags/{DAG_ID}/clearTaskInstances",
+        {
+            "dry_run": False,
+            "dag_run_id": cleared_run,
+            "task_ids": ["start_pipeline"],
+            "include_downstream": True,
+            "only_failed": False,
+            "reset_dag_runs": True,
+        },
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        summary = _api(ui, "GET", f"/dags/{DAG_ID}/dagRuns/{cleared_run}/taskInstances/summary")
+        if summary["try_number"] > first_try["try_number"] and summary["state"] == "success":
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"cleared run did not succeed again; see {ui.standalone.log_path}")
+    assert set(_executions(stack)) == executions
+    assert len(executions) > len(executions_before)
+    assert _fact_rows(stack.warehouse) == after
+    _assert_checked(stack)
+
+
+def test_grid_shows_the_successful_run_in_a_browser(stack: Stack, ui: Ui, tmp_path: Any) -> None:
+    import os
+    from pathlib import Path
+
+    from totes.devstack.airflow import headless_chromium
+
+    run_id = "backfill__2026-11-20T11:40:00+00:00"
+    failed_run = next(r for r, v in _runs(ui).items() if v["state"] == "failed")
+    url = f"{ui.base_url}/dags/{DAG_ID}"
+    dom = headless_chromium(
+        url, profile=tmp_path / "dom-profile", extra=["--dump-dom"], budget_ms=20000
+    )
+    tasks = ("start_pipeline", "wait_for_pipeline", "pipeline_output", "summary")
+    for task_id in tasks:
+        assert SUCCESS_ICON in _grid_cell(dom, run_id, task_id), task_id
+    # The same check tells a failed task apart, so it is really reading the states.
+    assert SUCCESS_ICON in _grid_cell(dom, failed_run, "start_pipeline")
+    assert SUCCESS_ICON not in _grid_cell(dom, failed_run, "wait_for_pipeline")
+
+    # TOTES_SCREENSHOT_DIR=docs/screenshots refreshes the README's screenshot.
+    shots = Path(os.environ.get("TOTES_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    headless_chromium(
+        url,
+        profile=tmp_path / "shot-profile",
+        extra=[f"--screenshot={shots / 'airflow-grid.png'}"],
+        budget_ms=20000,
+    )
+    assert (shots / "airflow-grid.png").stat().st_size > 10_000
+
+
+def _grid_cell(dom: str, run_id: str, task_id: str) -> str:
+    """The grid cell (link and state badge) of one task instance."""
+    marker = f'data-testid="grid-{run_id}-{task_id}"'
+    start = dom.find(marker)
+    assert start >= 0, f"grid has no cell for {run_id} {task_id}"
+    end = dom.find("</a>", start)
+    return dom[start:end]

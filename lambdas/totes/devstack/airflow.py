@@ -158,6 +158,61 @@ def standalone(
             running.stop()
 
 
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+def ensure_chromium() -> str:
+    """Debian's chromium, installed with apt-get when missing; its path."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        result = subprocess.run(
+            [*sudo, *command], env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"installing chromium failed ({' '.join(command)}): {result.stderr[-2000:]}"
+            )
+    found = shutil.which("chromium")
+    if not found:
+        raise RuntimeError("apt-get installed chromium but no chromium command is on PATH")
+    return found
+
+
+def headless_chromium(url: str, *, profile: Path, extra: list[str], budget_ms: int) -> str:
+    """Open ``url`` in a fresh headless Chromium profile, let its scripts run for ``budget_ms``
+    of virtual time, and return what Chromium printed (the DOM with ``--dump-dom``)."""
+    result = subprocess.run(
+        [
+            ensure_chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--window-size=1600,1000",
+            f"--virtual-time-budget={budget_ms}",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"chromium exited {result.returncode}: {result.stderr[-2000:]}")
+    return result.stdout
+
+
 _PREPARED: dict[str, DbSettings] = {}
 
 
