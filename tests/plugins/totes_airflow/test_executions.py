@@ -16,7 +16,12 @@ from totes.devstack.aws import MotoStack
 from totes.devstack.deploy import Deployment, deploy
 from totes.naming import ResourceNames
 from totes_airflow.execution_names import execution_name
-from totes_airflow.executions import ExecutionAttemptsError, execution_arn, start_or_reuse
+from totes_airflow.executions import (
+    ExecutionAttemptsError,
+    execution_arn,
+    failure_reason,
+    start_or_reuse,
+)
 
 INPUT = {"run_id": "r", "window_start": "a", "window_end": "b", "full_scan": False}
 
@@ -168,3 +173,31 @@ def test_running_out_of_attempts_is_a_clear_error(machine: tuple[Deployment, Swi
         assert _wait(start_or_reuse(client, **kwargs).arn) == "FAILED"
     with pytest.raises(ExecutionAttemptsError, match=r"all 2 execution names of run manual__x"):
         start_or_reuse(client, **kwargs)
+
+
+def test_failure_reason_keeps_the_lambda_error_message_not_its_stack_trace() -> None:
+    import json
+
+    described = {
+        "name": "run-1",
+        "status": "FAILED",
+        "error": "SourceError",
+        "cause": json.dumps(
+            {
+                "errorType": "SourceError",
+                "errorMessage": "[extract] cannot connect to the source database",
+                "stackTrace": ["Traceback (most recent call last):", "..."],
+            }
+        ),
+    }
+    assert failure_reason(described) == (
+        "Step Functions execution run-1 FAILED: SourceError: "
+        "[extract] cannot connect to the source database"
+    )
+
+
+def test_failure_reason_keeps_a_plain_cause() -> None:
+    described = {"name": "run-2", "status": "TIMED_OUT", "cause": "took too long"}
+    assert failure_reason(described) == (
+        "Step Functions execution run-2 TIMED_OUT: no error given: took too long"
+    )
