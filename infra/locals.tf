@@ -1,0 +1,28 @@
+# Resource names: must match totes.naming.ResourceNames, which the DAG defaults and the local
+# stack use (tests/infra checks that they do).
+locals {
+  project = "totes"
+  prefix  = "${local.project}-${var.environment}"
+
+  ingestion_bucket = "${local.prefix}-ingestion"
+  processed_bucket = "${local.prefix}-processed"
+  alerts_topic     = "${local.prefix}-alerts"
+  state_machine    = "${local.prefix}-pipeline"
+  source_secret    = "${local.project}/${var.environment}/source-db"
+  warehouse_secret = "${local.project}/${var.environment}/warehouse-db"
+  airflow_bucket   = "${local.prefix}-airflow"
+  mwaa_environment = "${local.prefix}-airflow"
+
+  # Lambda function name -> handler; the same callables the local stack registers
+  # (lambdas/totes/devstack/deploy.py HANDLERS).
+  lambda_handlers = {
+    extract   = "totes.extract.handler.lambda_handler"
+    transform = "totes.transform.handler.lambda_handler"
+    load      = "totes.warehouse.handler.lambda_handler"
+  }
+  lambda_names = { for stage, _ in local.lambda_handlers : stage => "${local.prefix}-${stage}" }
+
+  dependency_layer_dir = coalesce(var.dependency_layer_dir, "${path.module}/build/layer")
+  account_id           = data.aws_caller_identity.current.account_id
+  partition            = data.aws_partition.current.partition
+}
