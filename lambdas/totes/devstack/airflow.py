@@ -141,6 +141,7 @@ def standalone(
     """``airflow standalone`` in its own process group; waits until the API server answers."""
     base_url = env["AIRFLOW__API__BASE_URL"]
     log_path = Path(env["AIRFLOW_HOME"]) / "standalone.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         sink = log if log is not None else stack.enter_context(log_path.open("ab"))
         process = subprocess.Popen(

@@ -16,8 +16,6 @@ from totes.devstack.deploy import Deployment, deploy
 from totes.naming import ResourceNames
 from totes.settings import DbSettings
 
-pytestmark = pytest.mark.xdist_group("airflow")
-
 LOGICAL_DATE = datetime(2026, 1, 1, 0, 40, tzinfo=UTC)
 # dag.test names its run after run_after; a fixed one makes a second dag.test re-run the same run
 # (it deletes and recreates the run under the same id), as clearing a finished run does.
