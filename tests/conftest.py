@@ -6,8 +6,11 @@ moto runs in this process so that Lambda invocations reach our handlers.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from totes.devstack.airflow import configure_test_process, use_metadata_database
 from totes.devstack.aws import REGION, MotoStack, start_moto
 from totes.devstack.postgres import postgres_server, recreate_database
 from totes.lake import LocalLake, S3Lake
@@ -184,3 +188,19 @@ def source_generated(
 
 
 # --- end of totesys source databases -----------------------------------------------------------
+
+
+# --- Airflow in this test process -----------------------------------------------------------
+# Configured before any test module imports Airflow (it reads its configuration on import), with
+# its metadata database on the test PostgreSQL, created when a test first needs it.
+_HOME = Path(tempfile.mkdtemp(prefix="totes-airflow-test-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+configure_test_process(_HOME)
+
+
+@pytest.fixture(scope="session")
+def airflow_metadata(pg_admin: DbSettings) -> Iterator[DbSettings]:
+    yield use_metadata_database(pg_admin, f"totes_airflow_{os.getpid()}")
+    from airflow import settings
+
+    settings.dispose_orm(do_log=False)  # before the test PostgreSQL stops
