@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "warehouse": "totes.warehouse.cli",
     "check": "totes.warehouse.cli",
     "run": "totes.pipeline",
+    "quarantine": "totes.transform.cli",
 }
 
 
