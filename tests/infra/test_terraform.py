@@ -174,3 +174,43 @@ def test_ci_runs_the_tests_on_both_pythons_and_deploys_from_main() -> None:
     for step in ("terraform fmt -check", "terraform validate", "terraform plan", "terraform apply"):
         assert step in workflow
     assert "refs/heads/main" in workflow
+
+
+def _bare(label: str) -> str:
+    return label.strip('"')
+
+
+def _declared() -> dict[str, set[str]]:
+    """What the .tf files declare, parsed as HCL: resources, data sources, variables, locals,
+    modules."""
+    import hcl2
+
+    declared: dict[str, set[str]] = {"resource": set(), "data": set(), "var": set(), "local": set()}
+    for path in sorted(INFRA.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            document = hcl2.load(handle)  # a syntax error fails here, naming the file
+        for section in ("resource", "data"):
+            for block in document.get(section, []):
+                for kind, named in block.items():
+                    declared[section] |= {f"{_bare(kind)}.{_bare(name)}" for name in named}
+        for block in document.get("variable", []):
+            declared["var"] |= {_bare(name) for name in block}
+        for block in document.get("locals", []):
+            declared["local"] |= {_bare(name) for name in block if not name.startswith("__")}
+    return declared
+
+
+def test_every_reference_resolves_to_a_declaration() -> None:
+    """The part of ``terraform validate`` that needs no provider download: the files parse as
+    HCL and every ``aws_x.y``, ``data.x.y``, ``var.x`` and ``local.x`` they use is declared."""
+    declared = _declared()
+    text = re.sub(r"#[^\n]*", "", _tf())
+    used = {
+        "resource": set(re.findall(r"(?<![\w.])(aws_\w+\.\w+)", text)),
+        "data": set(re.findall(r"\bdata\.(\w+\.\w+)", text)),
+        "var": set(re.findall(r"\bvar\.(\w+)", text)),
+        "local": set(re.findall(r"\blocal\.(\w+)", text)),
+    }
+    for kind, names in used.items():
+        assert names <= declared[kind], f"undeclared {kind}: {sorted(names - declared[kind])}"
+    assert declared["resource"], "no resources parsed"
