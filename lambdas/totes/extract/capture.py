@@ -18,7 +18,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from totes.batches import dated_key
-from totes.extract.diff import STATE_SCHEMA, StateIndex, merge_state, tail_fingerprint
+from totes.extract.diff import (
+    CAPTURED_SCHEMA,
+    STATE_SCHEMA,
+    NewState,
+    StateIndex,
+    merge_state,
+    tail_fingerprint,
+)
 from totes.extract.manifest import TableEntry, Tail, schema_json
 from totes.extract.sql import HASH_COLUMN, OP_COLUMN
 from totes.extract.window import lower_bound
@@ -27,6 +34,8 @@ from totes.tables import TIMESTAMP, SourceTable
 
 UPSERT = "upsert"
 DELETE = "delete"
+# Rows per row group of a state object (each slice of the captured rows gets its batch id then).
+STATE_ROW_GROUP_ROWS = 1 << 17
 
 
 def landing_schema(table: SourceTable, extras: Sequence[str]) -> pa.Schema:
@@ -48,6 +57,16 @@ class Captured:
     entry: TableEntry
     bytes: int
     seconds: float
+
+
+def state_bytes(state: NewState) -> bytes:
+    """The state object: written a slice at a time, so that the captured rows' batch id is never
+    spelled out for the whole table at once."""
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, STATE_SCHEMA, compression="zstd") as writer:
+        for part in state.slices(STATE_ROW_GROUP_ROWS):
+            writer.write_table(part)
+    return sink.getvalue()
 
 
 def _with_op(batch: pa.RecordBatch, schema: pa.Schema, op: str) -> pa.RecordBatch:
@@ -115,12 +134,14 @@ def capture_table(
     upserts = 0
     for batch in batches:
         keys = batch.column(pk)
-        if full_scan:
+        if full_scan and len(index):
+            # Only needed to find vanished keys, which an empty state cannot have.
             seen.append(keys.to_numpy(zero_copy_only=False))
         mask = index.changed(keys, batch.column(HASH_COLUMN))
         if full_scan:
             mask = pc.and_(mask, pc.less(batch.column("last_updated"), upper_scalar))
-        landed = batch.filter(mask)
+        # A first run keeps every row: then the batch itself is landed, without a filtered copy.
+        landed = batch if mask.true_count == len(mask) else batch.filter(mask)
         if landed.num_rows == 0:
             continue
         if writer is None:
@@ -129,17 +150,15 @@ def capture_table(
         upserts += landed.num_rows
         captured.append(
             pa.Table.from_arrays(
-                [
-                    landed.column(pk),
-                    landed.column("last_updated"),
-                    landed.column(HASH_COLUMN),
-                    pa.repeat(pa.scalar(batch_id), landed.num_rows),
-                ],
-                schema=STATE_SCHEMA,
+                [landed.column(pk), landed.column("last_updated"), landed.column(HASH_COLUMN)],
+                schema=CAPTURED_SCHEMA,
             )
         )
     if writer is not None:
         writer.close()
+    # The parsed blocks and filtered copies are freed; return their pages before the state is
+    # serialised.
+    pa.default_memory_pool().release_unused()
 
     deleted = schema.empty_table()
     if full_scan and len(index):
@@ -158,20 +177,28 @@ def capture_table(
         )
         return Captured(entry, 0, time.perf_counter() - started)
 
+    # getvalue() hands over the BytesIO's own buffer (no copy); the data object is released
+    # before the state is built, so the two never sit in memory together.
     data = sink.getvalue()
+    del sink, seen
     if deleted.num_rows:
         # Tombstones are known only after the whole scan; merge them in key order.
         landed_rows = pq.read_table(io.BytesIO(data)) if data else schema.empty_table()
         data = parquet_bytes(pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk))
+        del landed_rows
     key = dated_key(table.name, batch_id)
     lake.put(key, data)
+    data_bytes = len(data)
+    del data
 
-    captured_state = pa.concat_tables(captured) if captured else STATE_SCHEMA.empty_table()
+    captured_state = pa.concat_tables(captured) if captured else CAPTURED_SCHEMA.empty_table()
+    del captured
     new_state = merge_state(
-        state, captured_state, deleted.column(pk).to_numpy(zero_copy_only=False)
+        state, captured_state, deleted.column(pk).to_numpy(zero_copy_only=False), batch_id
     )
+    del state, index
     new_state_key = state_key(table.name, batch_id)
-    lake.put(new_state_key, parquet_bytes(new_state))
+    lake.put(new_state_key, state_bytes(new_state))
 
     newest = pc.max(captured_state.column("last_updated")).as_py() if upserts else None
     watermark = max((w for w in (previous.watermark, newest) if w is not None), default=None)
@@ -184,6 +211,6 @@ def capture_table(
         watermark=watermark,
         state_key=new_state_key,
         schema=schema_json(schema),
-        tail=Tail(since, tail_fingerprint(new_state, since)),
+        tail=Tail(since, tail_fingerprint(new_state.keys_and_times(), since)),
     )
-    return Captured(entry, len(data), time.perf_counter() - started)
+    return Captured(entry, data_bytes, time.perf_counter() - started)

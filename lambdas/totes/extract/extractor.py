@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 
 from totes.batches import manifest_key, new_batch_id
 from totes.db import connect
@@ -175,6 +176,9 @@ def run_extract(
                         overlap=settings.overlap,
                     )
                     entries[name] = result.entry
+                    # Arrow's allocator keeps freed pages for reuse; hand them back between
+                    # tables so that one table's peak does not sit under the next one's.
+                    pa.default_memory_pool().release_unused()
                     log(
                         "extract.table",
                         table=name,

@@ -93,7 +93,12 @@ def stream_rows(
     bounded by the block size, and a block never splits a row (values may hold newlines)."""
     types = _arrow_types(table, extras)
     names = list(types)
-    read_options = pacsv.ReadOptions(column_names=names, block_size=block_bytes + (1 << 20))
+    # One block is parsed at a time and the COPY stream is the bottleneck, so parser threads
+    # gain nothing; parsing on this thread keeps the blocks' memory in the thread whose freed
+    # pages the extractor hands back between tables (Arrow's allocator keeps pages per thread).
+    read_options = pacsv.ReadOptions(
+        column_names=names, block_size=block_bytes + (1 << 20), use_threads=False
+    )
     parse_options = pacsv.ParseOptions(newlines_in_values=True)
     convert_options = pacsv.ConvertOptions(
         column_types=types,

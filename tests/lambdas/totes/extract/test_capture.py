@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from totes.batches import dated_key
+from totes.extract import capture
 from totes.extract.capture import capture_table, landing_schema
+from totes.extract.diff import CAPTURED_SCHEMA, STATE_SCHEMA, NewState
 from totes.extract.manifest import TableEntry
 from totes.lake import S3Lake, read_parquet
 from totes.tables import source_table
@@ -98,3 +103,23 @@ def test_nothing_new_writes_no_object(s3_lake: S3Lake) -> None:
     again = _capture(s3_lake, [_batch([(1, "GBP", T, "")])], first, B2, full_scan=False)
     assert (again.key, again.rows, again.state_key) == (None, 0, first.state_key)
     assert not s3_lake.exists(dated_key("currency", B2))
+
+
+def test_the_state_object_is_written_in_slices_in_the_state_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = pa.Table.from_pylist(
+        [{"pk": 1, "last_updated": T, "content_hash": "h1", "batch_id": B1}], schema=STATE_SCHEMA
+    )
+    captured = pa.Table.from_pylist(
+        [{"pk": k, "last_updated": T, "content_hash": f"h{k}"} for k in (2, 3, 4, 5)],
+        schema=CAPTURED_SCHEMA,
+    )
+    new = NewState(old, captured, B2)
+    monkeypatch.setattr(capture, "STATE_ROW_GROUP_ROWS", 2)
+    data = capture.state_bytes(new)
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 3
+    written = pq.read_table(io.BytesIO(data))
+    assert written.schema == STATE_SCHEMA
+    assert written.equals(new.table())
+    assert written.column("batch_id").to_pylist() == [B1, B2, B2, B2, B2]
