@@ -63,6 +63,15 @@ def _warehouse_rows(warehouse: Any) -> dict[str, int]:
         }
 
 
+def _source_rows(source: Any) -> dict[str, int]:
+    import psycopg
+
+    from totes.source.schema import row_counts
+
+    with psycopg.connect(**source.conninfo()) as conn:
+        return row_counts(conn)
+
+
 def _dag_run(dag: Any, interval_end: datetime, *, full_scan: bool) -> Any:
     """One DAG run for the 20-minute window ending at ``interval_end``.
 
@@ -110,6 +119,9 @@ def _demo(args: argparse.Namespace) -> int:
                 admin, prefix="totes_demo", scale=args.scale, seed=args.seed
             )
             _say(f"generated totesys source at scale {args.scale:g} (seed {args.seed})", started)
+            print(f"{'source table':<22}{'rows':>12}")
+            for table, rows in _source_rows(source).items():
+                print(f"{table:<22}{rows:>12,}")
             deployment = deploy(database_environment(source, warehouse))
             os.environ.update(pipeline_environment(deployment))
             _say(f"deployed state machine {deployment.state_machine_arn}", started)
