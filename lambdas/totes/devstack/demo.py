@@ -20,20 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from totes.transform.rules import FACT_SOURCES
+from totes.warehouse.spec import LOAD_ORDER
+
 DAG_ID = "totes_pipeline"
-WAREHOUSE_TABLES = (
-    "dim_date",
-    "dim_staff",
-    "dim_location",
-    "dim_design",
-    "dim_currency",
-    "dim_counterparty",
-    "dim_payment_type",
-    "dim_transaction",
-    "fact_sales_order",
-    "fact_purchase_order",
-    "fact_payment",
-)
+WAREHOUSE_TABLES = tuple(table.name for table in LOAD_ORDER)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -171,11 +162,7 @@ def _demo(args: argparse.Namespace) -> int:
                     len(changes[kind].get(table, []))
                     for kind in ("inserted", "updated", "silent_edits")
                 )
-                for fact, table in (
-                    ("fact_sales_order", "sales_order"),
-                    ("fact_purchase_order", "purchase_order"),
-                    ("fact_payment", "payment"),
-                )
+                for fact, table in FACT_SOURCES.items()
             }
             print(f"\nfact versions added by run 2: {json.dumps(added)}")
             print(f"versions the simulation made:  {json.dumps(expected)}")
