@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from totes.errors import TotesError
+from totes.errors import TotesError, one_line
 from totes.settings import DbSettings
 
 
@@ -22,7 +22,5 @@ def connect(
             **db.conninfo(application_name=application_name), autocommit=autocommit
         )
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise error(
-            f"cannot connect to the {role} database {db.describe()}: {first_line}"
-        ) from None
+        reason = one_line(exc, last=True)
+        raise error(f"cannot connect to the {role} database {db.describe()}: {reason}") from None

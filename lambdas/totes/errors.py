@@ -4,6 +4,15 @@ because that line is what reaches the alert email."""
 from __future__ import annotations
 
 
+def one_line(exc: BaseException, *, last: bool = False) -> str:
+    """A driver error as one line for an alert: its first line (or last, where the driver puts
+    the specific cause last, as libpq does for connection failures), else the error's type."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if last else lines[0]
+
+
 class TotesError(Exception):
     """Base of every error this pipeline raises on purpose."""
 

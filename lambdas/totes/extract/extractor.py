@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from totes.batches import manifest_key, new_batch_id
 from totes.db import connect
-from totes.errors import LakeError, SourceError
+from totes.errors import LakeError, SourceError, one_line
 from totes.extract import reader
 from totes.extract.capture import capture_table, landing_schema
 from totes.extract.diff import Fingerprint
@@ -192,9 +192,7 @@ def run_extract(
         finally:
             pool.shutdown(wait=True)
     except psycopg.Error as exc:
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        raise SourceError(f"reading the source failed: {reason}") from None
+        raise SourceError(f"reading the source failed: {one_line(exc)}") from None
 
     counts = {name: entries[name].rows if name in entries else 0 for name in LOAD_ORDER}
     if batch_id is None or (not full and sum(counts.values()) == 0):

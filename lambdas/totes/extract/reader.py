@@ -14,7 +14,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from totes.errors import SourceError
+from totes.errors import SourceError, one_line
 from totes.extract.diff import Fingerprint
 from totes.extract.drift import CatalogColumn
 from totes.extract.sql import (
@@ -35,19 +35,14 @@ def begin_snapshot(conn: psycopg.Connection) -> None:
     try:
         conn.execute(SESSION_SETUP)
     except psycopg.Error as exc:
-        raise SourceError(f"preparing the source session failed: {_reason(exc)}") from None
-
-
-def _reason(exc: psycopg.Error) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise SourceError(f"preparing the source session failed: {one_line(exc)}") from None
 
 
 def catalog(conn: psycopg.Connection, names: Sequence[str]) -> list[CatalogColumn]:
     try:
         rows = conn.execute(COLUMNS_QUERY, (list(names),)).fetchall()
     except psycopg.Error as exc:
-        raise SourceError(f"reading the source catalog failed: {_reason(exc)}") from None
+        raise SourceError(f"reading the source catalog failed: {one_line(exc)}") from None
     return [CatalogColumn(*row) for row in rows]
 
 
@@ -63,7 +58,7 @@ def tails(
     try:
         rows = conn.execute(query, params).fetchall()
     except psycopg.Error as exc:
-        raise SourceError(f"checking the source for changes failed: {_reason(exc)}") from None
+        raise SourceError(f"checking the source for changes failed: {one_line(exc)}") from None
     return {
         name: Fingerprint(int(count), newest, int(key_sum or 0))
         for name, count, newest, key_sum in rows
@@ -138,5 +133,5 @@ def stream_rows(
                 yield from parse(block)
     except psycopg.Error as exc:
         raise SourceError(
-            f"reading the source table failed: {_reason(exc)}", table=table.name
+            f"reading the source table failed: {one_line(exc)}", table=table.name
         ) from None

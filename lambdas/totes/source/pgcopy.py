@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from psycopg import sql
 
+from totes.errors import one_line
+
 COPY_CHUNK_ROWS = 50_000
 
 _COPY_CONTEXT = re.compile(r"line (\d+)(?:, column (\w+))?")
@@ -25,8 +27,7 @@ class CopyRowError(Exception):
 
     def __init__(self, row: int | None, column: str | None, cause: psycopg.Error) -> None:
         self.row, self.column, self.cause = row, column, cause
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        super().__init__(first)
+        super().__init__(one_line(cause))
 
 
 def copy_arrow(

@@ -15,7 +15,7 @@ from importlib import resources
 import psycopg
 
 from totes.db import connect
-from totes.errors import WarehouseError
+from totes.errors import WarehouseError, one_line
 from totes.settings import DbSettings
 
 MIGRATIONS_TABLE = "warehouse_migration"
@@ -78,7 +78,7 @@ def apply_pending(conn: psycopg.Connection) -> list[str]:
             conn.execute(migration.sql.encode())
         except psycopg.Error as exc:
             raise WarehouseError(
-                f"migration {migration.version}_{migration.name} failed: {_first_line(exc)}",
+                f"migration {migration.version}_{migration.name} failed: {one_line(exc)}",
                 table=MIGRATIONS_TABLE,
                 key=migration.version,
             ) from None
@@ -103,8 +103,3 @@ def missing(conn: psycopg.Connection) -> list[str]:
     exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,)).fetchone()
     applied = _applied(conn) if exists and exists[0] else {}
     return [m.version for m in available() if applied.get(m.version) != m.checksum]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
