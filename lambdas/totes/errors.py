@@ -17,6 +17,7 @@ class TotesError(Exception):
     """Base of every error this pipeline raises on purpose."""
 
     step = "pipeline"
+    exit_code = 1  # what the ``totes`` command exits with
 
     def __init__(self, reason: str, *, table: str | None = None, key: object = None) -> None:
         self.reason = reason
@@ -50,6 +51,23 @@ class LakeError(TotesError):
     """Reading or writing the data lake failed."""
 
     step = "lake"
+
+
+class ObjectExistsError(LakeError):
+    """A write-once key is already taken."""
+
+
+class CommitConflictError(LakeError):
+    """Another writer committed the sequence this batch was about to take. Nothing of the losing
+    batch is visible (no manifest names its objects) and the next run captures its rows, so this
+    is safe to retry at once."""
+
+
+class CycleBusyError(TotesError):
+    """Another cycle (a Step Functions execution, a ``totes run`` or a replay) holds the lock."""
+
+    step = "lock"
+    exit_code = 75  # EX_TEMPFAIL: nothing was done; try again later
 
 
 class TransformError(TotesError):

@@ -10,15 +10,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from totes.errors import LakeError
+from totes.errors import LakeError, ObjectExistsError
 from totes.settings import LakeLocation
+
+if TYPE_CHECKING:  # pyarrow is imported where Parquet is used: the lock function needs none
+    import pyarrow as pa
 
 
 class Lake(Protocol):
@@ -49,13 +50,16 @@ class LocalLake:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # Unique per writer, so that racing writers (threads or processes) never share a file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
         tmp.write_bytes(data)
         try:
             # link() fails when the target exists: write-once without a read-modify race.
             os.link(tmp, path)
         except FileExistsError:
-            raise LakeError(f"object {key} already exists; lake objects are write-once") from None
+            raise ObjectExistsError(
+                f"object {key} already exists; lake objects are write-once"
+            ) from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -102,7 +106,7 @@ class S3Lake:
         except self.client.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise LakeError(
+                raise ObjectExistsError(
                     f"object {key} already exists; lake objects are write-once"
                 ) from None
             raise LakeError(f"writing {key} to {self.uri} failed: {code or exc}") from None
@@ -159,12 +163,16 @@ def open_lake(location: LakeLocation) -> Lake:
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
 
 
 def read_parquet(lake: Lake, key: str) -> pa.Table:
+    import pyarrow.parquet as pq
+
     return pq.read_table(io.BytesIO(lake.get(key)))
 
 
@@ -180,28 +188,3 @@ def get_json(lake: Lake, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise LakeError(f"object {key} is not a JSON object")
     return value
-
-
-def latest_manifest_key(lake: Lake) -> str | None:
-    """The newest committed batch's manifest (manifest keys sort newest first)."""
-    from totes.batches import MANIFEST_PREFIX
-
-    for key in lake.list(MANIFEST_PREFIX, page_size=1):
-        if key.endswith(".json"):
-            return key
-    return None
-
-
-def manifest_keys_newer_than(lake: Lake, batch_id: str | None) -> list[str]:
-    """Manifests committed after ``batch_id`` (all when None), oldest first."""
-    from totes.batches import MANIFEST_PREFIX, batch_id_of_manifest
-
-    newer: list[str] = []
-    for key in lake.list(MANIFEST_PREFIX):
-        if not key.endswith(".json"):
-            continue
-        if batch_id is not None and batch_id_of_manifest(key) <= batch_id:
-            break
-        newer.append(key)
-    newer.reverse()
-    return newer

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import threading
+
 import pyarrow as pa
 import pytest
 
-from totes.errors import LakeError
+from totes.errors import LakeError, ObjectExistsError
 from totes.lake import Lake, get_json, parquet_bytes, put_json, read_parquet
 
 
@@ -39,3 +41,28 @@ def test_parquet_and_json_round_trip(lake: Lake) -> None:
     assert read_parquet(lake, "p.parquet").equals(table)
     put_json(lake, "doc.json", {"a": [1, 2]})
     assert get_json(lake, "doc.json") == {"a": [1, 2]}
+
+
+def test_of_racing_writers_of_one_key_exactly_one_wins(lake: Lake) -> None:
+    writers = 8
+    barrier = threading.Barrier(writers)
+    won: list[bytes] = []
+    refused: list[str] = []
+
+    def write(body: bytes) -> None:
+        barrier.wait()
+        try:
+            lake.put("m/race.json", body)
+            won.append(body)
+        except ObjectExistsError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=write, args=(f"w{i}".encode(),)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+    assert len(refused) == writers - 1
+    assert lake.get("m/race.json") == won[0]
+    assert list(lake.list("m/")) == ["m/race.json"]  # no temporary file left behind
