@@ -28,8 +28,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from totes.commits import newest
 from totes.extract.extractor import run_extract
-from totes.lake import Lake, LocalLake, get_json, latest_manifest_key, read_parquet
+from totes.lake import Lake, LocalLake, read_parquet
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings, snapshot_root
 from totes.source.generate import generate
@@ -61,9 +62,9 @@ def _stack(admin: DbSettings, source: DbSettings, root: Path) -> Stack:
 
 def raw_copy_seconds(admin: DbSettings, processed: Lake) -> tuple[float, int]:
     """COPY the newest processed batch's rows straight into a migrated warehouse's tables."""
-    manifest_key = latest_manifest_key(processed)
-    assert manifest_key is not None
-    manifest = get_json(processed, manifest_key)
+    latest = newest(processed)
+    assert latest is not None
+    manifest = latest.document
     payload: list[tuple[Any, bytes]] = []
     rows = 0
     for spec in LOAD_ORDER:

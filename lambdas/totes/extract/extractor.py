@@ -15,9 +15,10 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
-from totes.batches import manifest_key, new_batch_id
+from totes.batches import new_batch_id
+from totes.commits import commit, newest
 from totes.db import connect
-from totes.errors import LakeError, SourceError, one_line
+from totes.errors import SourceError, one_line
 from totes.extract import reader
 from totes.extract.capture import capture_table, landing_schema
 from totes.extract.diff import Fingerprint
@@ -32,16 +33,16 @@ from totes.extract.manifest import (
 )
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
 from totes.jsonlog import log
-from totes.lake import Lake, get_json, latest_manifest_key, put_json
+from totes.lake import Lake
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
 
 
 def load_previous(lake: Lake) -> Previous:
-    key = latest_manifest_key(lake)
-    if key is None:
+    latest = newest(lake)
+    if latest is None:
         return Previous()
-    return parse_previous(key, get_json(lake, key))
+    return parse_previous(latest.key, latest.document)
 
 
 def committed_watermark(lake: Lake) -> datetime | None:
@@ -236,12 +237,8 @@ def run_extract(
         committed_at=datetime.now(UTC) if now is None else now,
         tables=tables,
     )
-    if latest_manifest_key(lake) != previous.manifest_key:
-        raise LakeError(
-            f"another batch was committed while batch {batch_id} ran; not committing it"
-        )
-    key = manifest_key(batch_id)
-    put_json(lake, key, document)
+    # The one-winner commit: a batch that raced another for this sequence fails here cleanly.
+    key = commit(lake, document, kind="ingestion")
     log(
         "extract.committed",
         batch_id=batch_id,

@@ -17,8 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from totes.batches import batch_time, dated_key, manifest_key, new_batch_id
-from totes.lake import Lake, get_json, latest_manifest_key, parquet_bytes, put_json
+from totes.batches import batch_time, dated_key, new_batch_id
+from totes.commits import commit, newest
+from totes.lake import Lake, parquet_bytes
 from totes.tables import LOAD_ORDER, source_table
 
 OPS = ("upsert", "delete")
@@ -68,8 +69,8 @@ def write_ingestion_batch(
     """Commit ``tables`` (landing types, with ``_content_hash`` and ``_op``) as the next ingestion
     batch; returns its manifest key. Tables not given carry their previous entry forward."""
     now = now or datetime.now(UTC)
-    latest = latest_manifest_key(lake)
-    previous = get_json(lake, latest) if latest else None
+    latest = newest(lake)
+    previous = latest.document if latest else None
     if previous:
         # Batch ids order batches; a clock that has not moved on must not reorder them.
         now = max(now, batch_time(previous["batch_id"]) + timedelta(milliseconds=1))
@@ -93,9 +94,9 @@ def write_ingestion_batch(
             key = dated_key(name, batch_id)
             lake.put(key, parquet_bytes(rows))
             deletes = int(pc.sum(pc.equal(rows.column("_op"), "delete")).as_py() or 0)
-            newest = pc.max(rows.column("last_updated")).as_py()
+            latest_change = pc.max(rows.column("last_updated")).as_py()
             watermark = entry["watermark"]
-            newest_text = newest.isoformat(timespec="milliseconds")
+            newest_text = latest_change.isoformat(timespec="milliseconds")
             entry.update(
                 key=key,
                 rows=rows.num_rows,
@@ -122,6 +123,4 @@ def write_ingestion_batch(
         "tables": entries,
         **(extra or {}),
     }
-    key = manifest_key(batch_id)
-    put_json(lake, key, manifest)
-    return key
+    return commit(lake, manifest, kind="ingestion")

@@ -22,8 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from totes.commits import newest
 from totes.errors import TransformError
-from totes.lake import Lake, get_json, latest_manifest_key, read_parquet
+from totes.lake import Lake, read_parquet
 from totes.tables import source_table
 from totes.transform.landing import to_landing_types, write_ingestion_batch
 from totes.transform.transformer import read_state
@@ -40,8 +41,8 @@ def _original(table: str, records: pa.Table) -> pa.Table:
 def replay(ingestion: Lake, processed: Lake, quarantine_keys: Sequence[str]) -> dict[str, Any]:
     """Land the rows of ``quarantine_keys`` (from a processed manifest's ``quarantine_keys`` or
     the error log) as a new ingestion batch; return its manifest key and counts."""
-    latest = latest_manifest_key(processed)
-    state = read_state(processed, get_json(processed, latest) if latest else None)
+    latest = newest(processed)
+    state = read_state(processed, latest.document if latest else None)
     tables: dict[str, list[pa.Table]] = {}
     skipped: dict[str, int] = {}
     for key in quarantine_keys:

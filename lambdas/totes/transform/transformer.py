@@ -21,18 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from totes.batches import batch_id_of_manifest, dated_key, manifest_key
-from totes.errors import LakeError, TransformError
+from totes.batches import dated_key
+from totes.commits import commit, committed_after, newest
+from totes.errors import CommitConflictError, LakeError, ObjectExistsError, TransformError
 from totes.jsonlog import log
-from totes.lake import (
-    Lake,
-    get_json,
-    latest_manifest_key,
-    manifest_keys_newer_than,
-    parquet_bytes,
-    put_json,
-    read_parquet,
-)
+from totes.lake import Lake, parquet_bytes, read_parquet
 from totes.tables import LOAD_ORDER
 from totes.transform.landing import OPS
 from totes.transform.quarantine import CAPTURE_SEQ
@@ -45,6 +38,8 @@ from totes.transform.rules import (
     model,
 )
 
+# A round ends when another transform commits first; each round makes progress.
+_MAX_ROUNDS = 5
 _LANDING_EXTRA = (pa.field("_content_hash", pa.string()), pa.field("_op", pa.string()))
 FACT_METADATA = pa.schema(
     [
@@ -64,9 +59,7 @@ def put_once(lake: Lake, key: str, data: bytes) -> str:
         try:
             lake.put(candidate, data)
             return candidate
-        except LakeError:
-            if not lake.exists(candidate):
-                raise
+        except ObjectExistsError:
             if lake.get(candidate) == data:
                 return candidate
         stem, dot, suffix = key.rpartition(".")
@@ -174,50 +167,72 @@ def _write_batch(
         "quarantine_keys": quarantine_keys,
         "state": {t: state[t] for t in STATE_TABLES if t in state},
     }
-    put_json(processed, manifest_key(batch_id), document)
+    commit(processed, document, kind="processed")
     return document
 
 
-def transform_pending(ingestion: Lake, processed: Lake) -> dict[str, Any]:
-    """Transform every committed ingestion batch newer than the latest processed batch."""
-    latest = latest_manifest_key(processed)
-    previous = get_json(processed, latest) if latest else None
+def _record(summary: dict[str, Any], document: Mapping[str, Any]) -> None:
+    summary["batches"].append(document["batch_id"])
+    for name, entry in document["tables"].items():
+        summary["rows"][name] += entry["rows"]
+    for table, count in document["quarantined"].items():
+        summary["quarantined"][table] += count
+    log(
+        "transform.batch",
+        batch_id=document["batch_id"],
+        sequence=document["sequence"],
+        rows={n: e["rows"] for n, e in document["tables"].items() if e["rows"]},
+    )
+    bad = {t: n for t, n in document["quarantined"].items() if n}
+    if bad:
+        log(
+            "transform.quarantined",
+            level="error",
+            batch_id=document["batch_id"],
+            quarantined=bad,
+            keys=document["quarantine_keys"],
+        )
+
+
+def _transform_from_head(ingestion: Lake, processed: Lake, summary: dict[str, Any]) -> None:
+    latest = newest(processed)
+    previous = latest.document if latest else None
     state = read_state(processed, previous)
-    pending = manifest_keys_newer_than(ingestion, previous["batch_id"] if previous else None)
+    for source in committed_after(ingestion, previous["sequence"] if previous else 0):
+        manifest = source.document
+        _check_order(manifest, previous)
+        result = model(_landed(ingestion, manifest), state)
+        document = _write_batch(
+            processed, source.key, manifest, result, previous["state"] if previous else {}
+        )
+        state = {t: result.state[t] for t in STATE_TABLES if t in result.state}
+        previous = document
+        _record(summary, document)
+
+
+def transform_pending(ingestion: Lake, processed: Lake) -> dict[str, Any]:
+    """Transform every committed ingestion batch newer than the latest processed batch.
+
+    Another transform running at the same time (a manual invoke beside a cycle) may commit a
+    batch first; the work is the same, so this one then carries on from the new head."""
     summary: dict[str, Any] = {
         "batches": [],
         "rows": dict.fromkeys(WAREHOUSE_TABLES, 0),
         "quarantined": dict.fromkeys(LOAD_ORDER, 0),
     }
-    for source_key in pending:
-        manifest = get_json(ingestion, source_key)
-        if manifest.get("batch_id") != batch_id_of_manifest(source_key):
-            raise TransformError("manifest names another batch id", key=source_key)
-        _check_order(manifest, previous)
-        result = model(_landed(ingestion, manifest), state)
-        document = _write_batch(
-            processed, source_key, manifest, result, previous["state"] if previous else {}
-        )
-        state = {t: result.state[t] for t in STATE_TABLES if t in result.state}
-        previous = document
-        summary["batches"].append(document["batch_id"])
-        for name, entry in document["tables"].items():
-            summary["rows"][name] += entry["rows"]
-        for table, count in document["quarantined"].items():
-            summary["quarantined"][table] += count
-        log(
-            "transform.batch",
-            batch_id=document["batch_id"],
-            sequence=document["sequence"],
-            rows={n: e["rows"] for n, e in document["tables"].items() if e["rows"]},
-        )
-        bad = {t: n for t, n in document["quarantined"].items() if n}
-        if bad:
-            log(
-                "transform.quarantined",
-                level="error",
-                batch_id=document["batch_id"],
-                quarantined=bad,
-                keys=document["quarantine_keys"],
-            )
-    return summary
+    for _ in range(_MAX_ROUNDS):
+        try:
+            _transform_from_head(ingestion, processed, summary)
+        except CommitConflictError as conflict:
+            # Carry on from the batch the other transform committed (the next round checks that
+            # the histories still agree); anything else is not a race and stays an error.
+            latest = newest(processed)
+            if latest is None or latest.key != conflict.key:
+                raise
+            log("transform.batch_committed_elsewhere", level="warning", reason=str(conflict))
+            continue
+        return summary
+    raise TransformError(
+        f"other transforms committed batches {_MAX_ROUNDS} times while this one ran; "
+        "run it again when they are done"
+    )

@@ -20,9 +20,10 @@ import pyarrow.csv as pacsv
 from psycopg.types.json import Jsonb
 
 from totes import jsonlog
+from totes.commits import committed_after
 from totes.db import connect
 from totes.errors import LakeError, WarehouseError
-from totes.lake import Lake, get_json, manifest_keys_newer_than, read_parquet
+from totes.lake import Lake, read_parquet
 from totes.settings import DbSettings
 from totes.warehouse import merge
 from totes.warehouse.migrations import WAREHOUSE_LOCK, missing
@@ -202,25 +203,28 @@ def _pending_manifests(
     conn: psycopg.Connection, processed: Lake
 ) -> list[tuple[str, dict[str, Any]]]:
     row = conn.execute(
-        f"SELECT batch_id FROM {LEDGER_TABLE} ORDER BY sequence DESC LIMIT 1"
+        f"SELECT sequence, batch_id FROM {LEDGER_TABLE} ORDER BY sequence DESC LIMIT 1"
     ).fetchone()
-    newest = str(row[0]) if row else None
+    loaded, loaded_batch = (int(row[0]), str(row[1])) if row else (0, None)
+    # The newest loaded batch is read back too: if the lake's batch of that sequence is another
+    # one, the warehouse was loaded from a different history and must not continue from it.
+    history = committed_after(processed, max(loaded - 1, 0))
+    if loaded_batch is not None:
+        if not history or history[0].batch_id != loaded_batch:
+            found = history[0].batch_id if history else "nothing"
+            raise WarehouseError(
+                f"the warehouse's newest batch {loaded_batch} (sequence {loaded}) is not in the "
+                f"processed lake, which holds {found} there: the warehouse was loaded from "
+                "another history; rebuild it from this lake with `totes warehouse rebuild`",
+                table=LEDGER_TABLE,
+                key=loaded_batch,
+            )
+        history = history[1:]
     pending: list[tuple[str, dict[str, Any]]] = []
-    for key in manifest_keys_newer_than(processed, newest):
-        manifest = get_json(processed, key)
-        if manifest.get("kind", "processed") != "processed":
-            raise LakeError(f"manifest {key} is not a processed batch manifest")
-        pending.append((key, manifest))
-    if pending:
-        done = {
-            str(r[0])
-            for r in conn.execute(
-                f"SELECT batch_id FROM {LEDGER_TABLE} WHERE batch_id = ANY(%s)",
-                ([m.get("batch_id") for _, m in pending],),
-            ).fetchall()
-        }
-        pending = [(k, m) for k, m in pending if m.get("batch_id") not in done]
-    pending.sort(key=lambda item: int(item[1].get("sequence") or 0))
+    for batch in history:
+        if batch.document.get("kind", "processed") != "processed":
+            raise LakeError(f"manifest {batch.key} is not a processed batch manifest")
+        pending.append((batch.key, batch.document))
     return pending
 
 

@@ -13,11 +13,12 @@ import pyarrow.compute as pc
 import pytest
 
 from totes.batches import MANIFEST_PREFIX
+from totes.commits import newest
 from totes.devstack.postgres import free_port
 from totes.errors import LakeError, SchemaDriftError, SourceError
 from totes.extract.capture import landing_schema
 from totes.extract.extractor import committed_watermark, run_extract
-from totes.lake import Lake, S3Lake, get_json, latest_manifest_key, read_parquet
+from totes.lake import Lake, S3Lake, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.source.snapshots import load_snapshot, snapshot_path
 from totes.tables import LOAD_ORDER, source_table
@@ -140,7 +141,9 @@ def test_first_run_lands_every_row_exactly(source_feb: DbSettings, s3_lake: S3La
     assert committed_watermark(s3_lake) is None
     summary = extract(source_feb, s3_lake, FEB_END)
     assert summary["batch_id"] is not None
-    assert summary["manifest_key"] == latest_manifest_key(s3_lake)
+    latest = newest(s3_lake)
+    assert latest is not None
+    assert summary["manifest_key"] == latest.key
     for table in LOAD_ORDER:
         spec = source_table(table)
         rows = landed(s3_lake, summary, table)
@@ -157,11 +160,11 @@ def test_first_run_lands_every_row_exactly(source_feb: DbSettings, s3_lake: S3La
     address = landed(s3_lake, summary, "address")
     assert address.column("address_line_2").null_count == 20
     assert "" not in address.column("address_line_2").to_pylist()
-    newest = max(
+    latest_change = max(
         fetch(source_feb, f"SELECT max(last_updated) FROM {source_table(t).quoted}")[0][0]
         for t in LOAD_ORDER
     )
-    assert committed_watermark(s3_lake) == newest.replace(tzinfo=UTC)
+    assert committed_watermark(s3_lake) == latest_change.replace(tzinfo=UTC)
     manifest = get_json(s3_lake, summary["manifest_key"])
     assert manifest["sequence"] == 1
     assert set(manifest["tables"]) == set(LOAD_ORDER)
@@ -247,12 +250,12 @@ def test_crash_before_the_manifest_is_recovered_by_the_next_run(
 ) -> None:
     extract(source_feb, s3_lake, FEB_END)
     load_snapshot(source_feb, snapshot_path(snapshots, "2024-11-15"))
-    committed = latest_manifest_key(s3_lake)
+    committed = newest(s3_lake)
     failing = FailingLake(s3_lake, allowed)
     with pytest.raises(LakeError, match="injected failure"):
         extract(source_feb, failing, NOV_END)
     assert len(failing.written) == allowed
-    assert latest_manifest_key(s3_lake) == committed  # the crashed batch is invisible
+    assert newest(s3_lake) == committed  # the crashed batch is invisible
     recovered = extract(source_feb, s3_lake, NOV_END)
     assert recovered["rows"] == NOV_NEW
     assert extract(source_feb, s3_lake, NOV_END)["batch_id"] is None

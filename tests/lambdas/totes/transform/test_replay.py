@@ -2,16 +2,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from totes.lake import LocalLake, get_json, latest_manifest_key, read_parquet
+from totes.commits import newest
+from totes.lake import Lake, LocalLake, get_json, read_parquet
 from totes.tables import LOAD_ORDER
 from totes.transform.replay import replay
 from totes.transform.transformer import transform_pending
 
 Land = Callable[..., str]
+
+
+def _latest(lake: Lake) -> dict[str, Any]:
+    latest = newest(lake)
+    assert latest is not None
+    return latest.document
 
 
 def test_a_row_quarantined_for_a_late_reference_goes_through_when_replayed(
@@ -31,7 +39,7 @@ def test_a_row_quarantined_for_a_late_reference_goes_through_when_replayed(
     land(local_lake, {"sales_order": late_sale})
     first = transform_pending(local_lake, processed)
     assert first["quarantined"]["sales_order"] == 1
-    keys = get_json(processed, latest_manifest_key(processed) or "")["quarantine_keys"]
+    keys = _latest(processed)["quarantine_keys"]
 
     land(local_lake, {"design": designs.slice(400)})
     result = replay(local_lake, processed, keys)
@@ -44,9 +52,7 @@ def test_a_row_quarantined_for_a_late_reference_goes_through_when_replayed(
     second = transform_pending(local_lake, processed)
     assert second["quarantined"] == dict.fromkeys(LOAD_ORDER, 0)
     assert second["rows"]["fact_sales_order"] == 1
-    fact_key = get_json(processed, latest_manifest_key(processed) or "")["tables"][
-        "fact_sales_order"
-    ]["key"]
+    fact_key = _latest(processed)["tables"]["fact_sales_order"]["key"]
     fact = read_parquet(processed, fact_key)
     assert (
         fact.column("sales_order_id").to_pylist() == late_sale.column("sales_order_id").to_pylist()

@@ -12,8 +12,9 @@ import pyarrow.compute as pc
 import pytest
 
 from totes.batches import dated_key, manifest_key
-from totes.errors import LakeError, TransformError
-from totes.lake import Lake, LocalLake, S3Lake, get_json, latest_manifest_key, read_parquet
+from totes.commits import newest
+from totes.errors import LakeError
+from totes.lake import Lake, LocalLake, S3Lake, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
 from totes.transform.landing import with_landing_columns, write_ingestion_batch
@@ -50,12 +51,18 @@ def processed(s3_bucket: str) -> S3Lake:
     return S3Lake(s3_bucket, "processed")
 
 
+def latest_document(lake: Lake) -> dict[str, Any]:
+    latest = newest(lake)
+    assert latest is not None
+    return latest.document
+
+
 def outputs(lake: Lake, manifest: dict[str, Any] | None = None) -> dict[str, pa.Table]:
     """The warehouse tables of one processed batch (the latest when not given)."""
     if manifest is None:
-        latest = latest_manifest_key(lake)
+        latest = newest(lake)
         assert latest is not None
-        manifest = get_json(lake, latest)
+        manifest = latest.document
     return {
         name: read_parquet(lake, entry["key"])
         if entry["key"]
@@ -265,7 +272,7 @@ def test_bad_rows_are_quarantined_reported_and_logged_while_the_rest_goes_throug
     assert outputs(processed)["fact_sales_order"].column("sales_order_id").to_pylist() == [good_id]
     assert summary["rows"]["dim_currency"] == 0
 
-    manifest = get_json(processed, latest_manifest_key(processed) or "")
+    manifest = latest_document(processed)
     records = pa.concat_tables(read_parquet(processed, k) for k in manifest["quarantine_keys"])
     by_key = {(r["table"], r["key"]): r for r in records.to_pylist()}
     bad_date = by_key[("sales_order", sales.column("sales_order_id")[0].as_py())]
@@ -347,10 +354,10 @@ def test_crash_before_the_manifest_is_recovered_by_the_next_run(
     processed.put(dated_key("dim_currency", batch_id), b"not what this run writes")
     with pytest.raises(LakeError, match="simulated crash"):
         transform_pending(local_lake, processed)
-    assert latest_manifest_key(processed) is None
+    assert newest(processed) is None
     summary = transform_pending(local_lake, processed)
     assert summary["batches"] == [batch_id]
-    manifest = get_json(processed, manifest_key(batch_id))
+    manifest = latest_document(processed)
     assert manifest["tables"]["dim_currency"]["key"].endswith(".retry1.parquet")
     assert read_parquet(processed, manifest["tables"]["dim_currency"]["key"]).num_rows == 3
     assert manifest["tables"]["dim_staff"]["key"] == dated_key("dim_staff", batch_id)
@@ -363,7 +370,7 @@ def test_a_missing_batch_stops_the_run_with_a_reason(
     processed = LocalLake(tmp_path / "processed")
     rows = {"currency": with_landing_columns("currency", nov_source["currency"])}
     write_ingestion_batch(local_lake, rows, run_id="t", extra={"sequence": 2})
-    with pytest.raises(TransformError, match="sequence 2, expected 1"):
+    with pytest.raises(LakeError, match="no batch of sequence 1"):
         transform_pending(local_lake, processed)
 
 
@@ -376,8 +383,8 @@ def test_state_objects_are_new_and_only_for_changed_tables(
     designs = _edited(designs, "file_location", ["/moved", "/moved"])
     second = get_json(local_lake, land(local_lake, {"design": designs}))
     transform_pending(local_lake, processed)
-    one = get_json(processed, manifest_key(first["batch_id"]))["state"]
-    two = get_json(processed, manifest_key(second["batch_id"]))["state"]
+    one = get_json(processed, manifest_key(first["sequence"]))["state"]
+    two = get_json(processed, manifest_key(second["sequence"]))["state"]
     assert two["design"] == f"_state/design/{second['batch_id']}.parquet"
     assert one["design"] != two["design"]
     assert {t: k for t, k in two.items() if t != "design"} == {
@@ -395,7 +402,7 @@ def test_every_manifest_lists_all_warehouse_tables(
     processed = LocalLake(tmp_path / "processed")
     land(local_lake, {"currency": nov_source["currency"]})
     transform_pending(local_lake, processed)
-    manifest = get_json(processed, latest_manifest_key(processed) or "")
+    manifest = latest_document(processed)
     assert sorted(manifest["tables"]) == sorted(WAREHOUSE_TABLES)
     assert manifest["tables"]["fact_payment"] == {"key": None, "rows": 0}
     assert manifest["kind"] == "processed"

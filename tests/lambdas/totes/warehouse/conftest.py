@@ -119,7 +119,7 @@ class ProcessedWriter:
             entries[name] = {"key": key, "rows": len(full)}
         put_json(
             self.lake,
-            manifest_key(batch_id),
+            manifest_key(self.sequence),
             {
                 "format": 1,
                 "kind": "processed",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -9,7 +10,7 @@ import pytest
 
 from totes.batches import dated_key, manifest_key, new_batch_id
 from totes.errors import WarehouseError
-from totes.lake import Lake, parquet_bytes, put_json
+from totes.lake import Lake, LocalLake, parquet_bytes, put_json
 from totes.settings import DbSettings
 from totes.warehouse.loader import load_pending
 
@@ -254,20 +255,23 @@ def test_loading_needs_a_migrated_warehouse(
         load_pending(empty_database, processed_writer.lake)
 
 
-def test_a_batch_older_than_the_loaded_ones_is_refused(
-    warehouse: DbSettings, processed_writer: Any, helpers: Any, local_lake: Lake
+def test_a_warehouse_loaded_from_another_history_is_refused(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any, tmp_path: Path
 ) -> None:
     processed_writer.commit(helpers.dimension_rows())
-    load_pending(warehouse, local_lake)
-    # a manifest committed later but carrying an earlier sequence would break capture order
-    late = new_batch_id(processed_writer.clock.replace(year=2027))
-    put_json(
-        local_lake,
-        manifest_key(late),
-        {"format": 1, "kind": "processed", "batch_id": late, "sequence": 1, "tables": {}},
-    )
-    with pytest.raises(WarehouseError, match="arrived after sequence 1"):
-        load_pending(warehouse, local_lake)
+    load_pending(warehouse, processed_writer.lake)
+    # Another processed lake whose sequence 1 is a different batch, followed by a sequence 2:
+    # loading its sequence 2 on top would mix two histories.
+    other = LocalLake(tmp_path / "other")
+    for sequence in (1, 2):
+        batch = new_batch_id(processed_writer.clock.replace(year=2027 + sequence))
+        put_json(
+            other,
+            manifest_key(sequence),
+            {"format": 1, "kind": "processed", "batch_id": batch, "sequence": sequence},
+        )
+    with pytest.raises(WarehouseError, match="loaded from another history"):
+        load_pending(warehouse, other)
 
 
 def test_a_processed_file_missing_a_column_is_a_warehouse_error(
@@ -278,7 +282,7 @@ def test_a_processed_file_missing_a_column_is_a_warehouse_error(
     local_lake.put(key, parquet_bytes(pa.table({"currency_id": [1]})))
     put_json(
         local_lake,
-        manifest_key(batch),
+        manifest_key(1),
         {
             "format": 1,
             "kind": "processed",
