@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "check": "totes.warehouse.cli",
     "run": "totes.pipeline",
     "quarantine": "totes.transform.cli",
+    "lock": "totes.lock.cli",
 }
 
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.handler(args)
     except TotesError as exc:
         print(f"totes: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     finally:
         send_logs_to_stderr(False)
     return int(result or 0)

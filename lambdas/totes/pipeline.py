@@ -2,7 +2,8 @@
 
 The same functions the three Lambdas call, in the same order, against the configured source,
 lakes and warehouse. The extract window is ``[committed watermark, now)``; every stage then takes
-everything pending, so a cycle after a crash picks up where the last one stopped.
+everything pending, so a cycle after a crash picks up where the last one stopped. The cycle holds
+the cycle lock (:mod:`totes.lock.lease`) throughout, as a Step Functions execution does.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from totes.extract.extractor import committed_watermark, run_extract
 from totes.lake import Lake, open_lake
+from totes.lock.lease import (
+    COMMAND_LEASE_TTL,
+    CycleLock,
+    command_holder,
+    holding,
+    tell_waiting,
+)
 from totes.settings import (
     DbSettings,
     ExtractSettings,
@@ -51,9 +59,24 @@ def configured_stack() -> Stack:
 
 
 def run_cycle(
-    stack: Stack, *, full_scan: bool = False, now: datetime | None = None
+    stack: Stack,
+    *,
+    full_scan: bool = False,
+    now: datetime | None = None,
+    wait: timedelta = timedelta(0),
 ) -> dict[str, Any]:
-    """Run extract, transform and load once; returns the cycle's summary."""
+    """Run extract, transform and load once under the cycle lock; returns the cycle's summary.
+
+    Raises :class:`~totes.errors.CycleBusyError` when another cycle still holds the lock after
+    ``wait``."""
+    holder = command_holder("totes-run")
+    lock = CycleLock(stack.ingestion)
+    with holding(lock, holder, ttl=COMMAND_LEASE_TTL, wait=wait, on_busy=tell_waiting):
+        summary = _cycle(stack, full_scan=full_scan, now=now)
+    return {**summary, "lock_holder": holder}
+
+
+def _cycle(stack: Stack, *, full_scan: bool, now: datetime | None) -> dict[str, Any]:
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     window_end = now or datetime.now(UTC)
@@ -96,13 +119,28 @@ def run_cycle(
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = subparsers.add_parser("run", help="one whole cycle: extract, transform, load")
+    run = subparsers.add_parser(
+        "run",
+        help="one whole cycle: extract, transform, load",
+        description="Run one whole cycle (extract, transform, load) in this process under the "
+        "cycle lock, and print its JSON summary. Exits 75 when another cycle holds the lock.",
+    )
     run.add_argument(
         "--full-scan", action="store_true", help="re-read whole tables to catch silent edits"
+    )
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another cycle is running, wait up to this long for it (default: 0)",
     )
     run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    print(json.dumps(run_cycle(configured_stack(), full_scan=args.full_scan), sort_keys=False))
+    summary = run_cycle(
+        configured_stack(), full_scan=args.full_scan, wait=timedelta(seconds=args.wait)
+    )
+    print(json.dumps(summary, sort_keys=False))
     return 0

@@ -15,9 +15,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     replay = commands.add_parser(
         "replay",
-        help="land quarantined rows as a new ingestion batch (run between pipeline runs)",
+        help="land quarantined rows as a new ingestion batch",
+        description="Send quarantined rows back through the pipeline as a new ingestion batch, "
+        "under the cycle lock. Exits 75 when a cycle holds the lock.",
     )
     replay.add_argument("keys", nargs="+", help="quarantine object keys, as `list` prints them")
+    replay.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when a cycle is running, wait up to this long for it (default: 0)",
+    )
     replay.set_defaults(handler=_replay)
 
 
@@ -44,10 +53,27 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
     from totes.lake import open_lake
+    from totes.lock.lease import (
+        COMMAND_LEASE_TTL,
+        CycleLock,
+        command_holder,
+        holding,
+        tell_waiting,
+    )
     from totes.settings import ingestion_lake, processed_lake
     from totes.transform.replay import replay
 
-    result = replay(open_lake(ingestion_lake()), open_lake(processed_lake()), args.keys)
+    ingestion = open_lake(ingestion_lake())
+    with holding(
+        CycleLock(ingestion),
+        command_holder("totes-replay"),
+        ttl=COMMAND_LEASE_TTL,
+        wait=timedelta(seconds=args.wait),
+        on_busy=tell_waiting,
+    ):
+        result = replay(ingestion, open_lake(processed_lake()), args.keys)
     print(json.dumps(result))
     return 0
