@@ -29,7 +29,7 @@ DOC_MD = """
 # Terrific Totes pipeline
 
 Every 20 minutes this DAG starts the **Step Functions** state machine `totes-<env>-pipeline`,
-which runs three Lambdas in order:
+which takes the cycle lock and runs three Lambdas in order:
 
 1. **extract** copies what changed in `totesys` into the ingestion lake (Parquet on S3);
 2. **transform** turns pending ingestion batches into the star schema's processed Parquet;
@@ -76,6 +76,11 @@ again). Re-running a finished run adds no duplicate fact version.
 `airflow backfill create --dag-id totes_pipeline --from-date 2026-01-01T00:00 --to-date
 2026-01-01T02:00`. Each run gets its own window and processes what is pending; re-running an
 already loaded window adds nothing.
+
+**A run says "Run skipped".** Another cycle (a manual Step Functions execution, a `totes run`,
+a replay) held the cycle lock for the whole wait of about 6 minutes. It is doing the same work,
+so nothing is lost; the summary names the holder. If the holder is gone (a killed process),
+`totes lock break --yes` releases its lease; an aborted execution's lease ends by itself.
 
 **Full scan.** Trigger with `{"full_scan": true}` (the trigger form has a checkbox) to make extract
 compare every source row, catching edits made without touching `last_updated` and deletes.
@@ -145,7 +150,9 @@ with DAG(
         result = summarise(context["ti"].xcom_pull(task_ids="pipeline_output"))
         log = logging.getLogger("airflow.task")
         log.info("Pipeline run summary\n%s", format_summary(result))
-        if not result["within_freshness_target"]:
+        if result["skipped"]:
+            log.warning("Run skipped: %s", result["skipped_reason"])
+        elif not result["within_freshness_target"]:
             log.warning(
                 "Freshness target missed: %s s > %s s",
                 result["freshness_lag_seconds"],

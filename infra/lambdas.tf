@@ -62,6 +62,7 @@ data "aws_iam_policy_document" "lambda" {
       extract   = { read = ["ingestion"], write = ["ingestion"] }
       transform = { read = ["ingestion", "processed"], write = ["processed"] }
       load      = { read = ["processed"], write = [] }
+      lock      = { read = [], write = [] }
     }[each.key].read
     content {
       sid       = "Read${title(statement.value)}"
@@ -75,6 +76,7 @@ data "aws_iam_policy_document" "lambda" {
       extract   = ["ingestion"]
       transform = ["processed"]
       load      = []
+      lock      = []
     }[each.key]
     content {
       sid       = "Write${title(statement.value)}"
@@ -84,11 +86,45 @@ data "aws_iam_policy_document" "lambda" {
   }
 
   dynamic "statement" {
-    for_each = { extract = ["source"], transform = [], load = ["warehouse"] }[each.key]
+    for_each = { extract = ["source"], transform = [], load = ["warehouse"], lock = [] }[each.key]
     content {
       sid       = "Read${title(statement.value)}Secret"
       actions   = ["secretsmanager:GetSecretValue"]
       resources = [aws_secretsmanager_secret.database[statement.value].arn]
+    }
+  }
+
+  # The cycle lock: its lease records under _leases/ in the ingestion bucket, and whether the
+  # execution holding a lease still runs.
+  dynamic "statement" {
+    for_each = each.key == "lock" ? ["leases"] : []
+    content {
+      sid       = "LeaseRecords"
+      actions   = ["s3:GetObject", "s3:PutObject"]
+      resources = ["${aws_s3_bucket.lake["ingestion"].arn}/_leases/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "lock" ? ["leases"] : []
+    content {
+      sid       = "ListLeaseRecords"
+      actions   = ["s3:ListBucket"]
+      resources = [aws_s3_bucket.lake["ingestion"].arn]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["_leases/*"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "lock" ? ["executions"] : []
+    content {
+      sid       = "LeaseHolderStatus"
+      actions   = ["states:DescribeExecution"]
+      resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${local.state_machine}:*"]
     }
   }
 
@@ -120,11 +156,10 @@ resource "aws_lambda_function" "stage" {
   filename         = data.archive_file.code.output_path
   source_code_hash = data.archive_file.code.output_base64sha256
   layers           = [var.aws_sdk_pandas_layer_arn, aws_lambda_layer_version.dependencies.arn]
-  timeout          = 900
-  memory_size      = 3008
-  # One invocation at a time per stage: an overlapping execution (a backfill beside a scheduled
-  # run) is throttled and waits in the state machine's TooManyRequests retry.
-  reserved_concurrent_executions = 1
+  timeout          = local.lambda_timeout_seconds[each.key]
+  memory_size      = local.lambda_memory_mb[each.key]
+  # No reserved concurrency: overlapping executions are serialised by the cycle lock, and every
+  # commit is one-winner by sequence (docs/architecture.md).
 
   environment {
     variables = {

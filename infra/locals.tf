@@ -19,7 +19,11 @@ locals {
     extract   = "totes.extract.handler.lambda_handler"
     transform = "totes.transform.handler.lambda_handler"
     load      = "totes.warehouse.handler.lambda_handler"
+    lock      = "totes.lock.handler.lambda_handler"
   }
+  # The cycle lock only reads and writes small lease records: it needs little memory or time.
+  lambda_memory_mb       = { extract = 3008, transform = 3008, load = 3008, lock = 256 }
+  lambda_timeout_seconds = { extract = 900, transform = 900, load = 900, lock = 60 }
   lambda_names = { for stage, _ in local.lambda_handlers : stage => "${local.prefix}-${stage}" }
 
   dependency_layer_dir = coalesce(var.dependency_layer_dir, "${path.module}/build/layer")

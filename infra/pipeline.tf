@@ -89,6 +89,7 @@ resource "aws_sfn_state_machine" "pipeline" {
     extract_function_arn   = aws_lambda_function.stage["extract"].arn
     transform_function_arn = aws_lambda_function.stage["transform"].arn
     load_function_arn      = aws_lambda_function.stage["load"].arn
+    lock_function_arn      = aws_lambda_function.stage["lock"].arn
     alerts_topic_arn       = aws_sns_topic.alerts.arn
   })
   depends_on = [aws_iam_role_policy.state_machine]

@@ -40,5 +40,5 @@ class ResourceNames:
         return self._name("pipeline")
 
     def lambda_function(self, stage: str) -> str:
-        """stage is one of extract, transform, load."""
+        """stage is one of extract, transform, load, or lock (the cycle lock)."""
         return self._name(stage)

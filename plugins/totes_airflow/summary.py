@@ -55,8 +55,12 @@ def summarise(output: Mapping[str, Any]) -> dict[str, Any]:
     finished_at = _timestamp(output, "finished_at")
     lag = freshness_lag(window_start, finished_at)
     load = output.get("load")
+    skipped = bool(output.get("skipped"))
     return {
         "run_id": output.get("run_id"),
+        # Another cycle held the lock for the execution's whole wait and did the work instead.
+        "skipped": skipped,
+        "skipped_reason": str(output.get("skipped_reason") or "") if skipped else None,
         "window_start": window_start.isoformat(),
         "window_end": window_end.isoformat(),
         "finished_at": finished_at.isoformat(),
@@ -78,6 +82,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines = [
         f"run {summary['run_id']}: window {summary['window_start']} to {summary['window_end']}, "
         f"finished {summary['finished_at']}",
+    ]
+    if summary.get("skipped"):
+        lines.append(f"SKIPPED, nothing done: {summary['skipped_reason']}")
+        return "\n".join(lines)
+    lines += [
         f"freshness lag {summary['freshness_lag_seconds']:.0f} s "
         f"(target {summary['freshness_target_seconds']} s: "
         f"{'met' if summary['within_freshness_target'] else 'MISSED'})",

@@ -1,5 +1,6 @@
-"""Deploy to the local moto stack what Terraform deploys on AWS: buckets, alerts topic, the three
-Lambda functions and the state machine built from the same ASL template (``infra/``).
+"""Deploy to the local moto stack what Terraform deploys on AWS: buckets, alerts topic, the Lambda
+functions (the three stages and the cycle lock) and the state machine built from the same ASL
+template (``infra/``).
 
 Development and tests only. Lambda invocations reach the real handlers in this process; each call
 runs with the function's configured environment laid over this process's, as the Lambda runtime
@@ -26,12 +27,14 @@ from totes.naming import ResourceNames
 from totes.settings import DbSettings
 
 STAGES = ("extract", "transform", "load")
+FUNCTIONS = (*STAGES, "lock")
 
 # What Terraform sets as each function's handler; the local stack imports the same callables.
 HANDLERS = {
     "extract": "totes.extract.handler.lambda_handler",
     "transform": "totes.transform.handler.lambda_handler",
     "load": "totes.warehouse.handler.lambda_handler",
+    "lock": "totes.lock.handler.lambda_handler",
 }
 
 INFRA_DIR = Path(__file__).resolve().parents[3] / "infra"
@@ -78,7 +81,7 @@ def render_template(template: str, values: Mapping[str, str]) -> str:
 def state_machine_definition(
     function_arns: Mapping[str, str], alerts_topic_arn: str, template: Path = STATE_MACHINE_TEMPLATE
 ) -> str:
-    values = {f"{stage}_function_arn": function_arns[stage] for stage in STAGES}
+    values = {f"{name}_function_arn": function_arns[name] for name in FUNCTIONS}
     values["alerts_topic_arn"] = alerts_topic_arn
     definition = render_template(template.read_text(encoding="utf-8"), values)
     json.loads(definition)  # a template edit that breaks JSON fails here, not inside moto
@@ -222,7 +225,8 @@ def deploy(
 
     ``lambda_environment`` is what Terraform puts in each function's environment (database
     settings or secret ids); the lake URIs are added from the provisioned buckets. ``handlers``
-    replaces the real stage handlers (tests of the state machine itself); default: the real ones.
+    replaces some of the real handlers (tests of the state machine itself); the others, and all
+    by default, are the real ones.
     """
     names = names or ResourceNames()
     provisioned = _provision(names)
@@ -232,14 +236,14 @@ def deploy(
         "TOTES_PROCESSED_URI": provisioned["processed_uri"],
     }
     function_arns: dict[str, str] = {}
-    for stage in STAGES:
-        function_name = names.lambda_function(stage)
+    for function in FUNCTIONS:
+        function_name = names.lambda_function(function)
         # One role per function, as in Terraform: each may touch only its own buckets and secret.
         role_arn = _role(f"{function_name}-role", "lambda.amazonaws.com")
-        handler = handlers[stage] if handlers is not None else _import(HANDLERS[stage])
+        handler = (handlers or {}).get(function) or _import(HANDLERS[function])
         register_handler(function_name, _with_environment(handler, environment))
-        function_arns[stage] = _deploy_function(
-            function_name, HANDLERS[stage], role_arn, environment
+        function_arns[function] = _deploy_function(
+            function_name, HANDLERS[function], role_arn, environment
         )
     definition = state_machine_definition(function_arns, provisioned["alerts_topic_arn"])
     machine_role = _role(f"{names.state_machine}-role", f"states.{REGION}.amazonaws.com")

@@ -88,3 +88,19 @@ def test_format_lists_tables_with_totals() -> None:
 def test_bad_output_is_a_clear_error(output: Any, message: str) -> None:
     with pytest.raises(SummaryError, match=message):
         summarise(output)
+
+
+def test_a_run_skipped_for_another_cycle_says_so_and_why() -> None:
+    output = {
+        key: _output()[key]
+        for key in ("run_id", "window_start", "window_end", "full_scan", "finished_at")
+    }
+    reason = "another cycle is running: manual-run holds the lock since 2026-11-25 23:01:00Z"
+    summary = summarise({**output, "skipped": True, "skipped_reason": reason})
+    assert summary["skipped"] is True
+    assert summary["skipped_reason"] == reason
+    assert summary["loaded"] == {}
+    text = format_summary(summary)
+    assert f"SKIPPED, nothing done: {reason}" in text
+    assert "loaded" not in text
+    assert summarise(_output())["skipped"] is False

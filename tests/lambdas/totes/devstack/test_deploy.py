@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -24,6 +25,8 @@ from totes.devstack.deploy import (
     subscribe_queue,
     template_placeholders,
 )
+from totes.lake import S3Lake
+from totes.lock.lease import CycleLock
 from totes.naming import ResourceNames
 
 INPUT = {
@@ -45,11 +48,19 @@ def _wait(execution_arn: str) -> dict[str, Any]:
     pytest.fail("execution did not finish within 60 s")
 
 
-def _run(deployment: Deployment, name: str) -> dict[str, Any]:
+def _start(deployment: Deployment, name: str) -> str:
     started = boto3.client("stepfunctions").start_execution(
         stateMachineArn=deployment.state_machine_arn, name=name, input=json.dumps(INPUT)
     )
-    return _wait(started["executionArn"])
+    return str(started["executionArn"])
+
+
+def _run(deployment: Deployment, name: str) -> dict[str, Any]:
+    return _wait(_start(deployment, name))
+
+
+def _lock(deployment: Deployment) -> CycleLock:
+    return CycleLock(S3Lake(deployment.ingestion_uri.removeprefix("s3://")))
 
 
 class Stages:
@@ -58,12 +69,14 @@ class Stages:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], str | None]] = []
         self.failures: dict[str, list[Exception]] = {}
+        self.seconds: dict[str, float] = {}
 
     def handler(self, stage: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         import os
 
         def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             self.calls.append((stage, event, os.environ.get("TOTES_INGESTION_URI")))
+            time.sleep(self.seconds.get(stage, 0))
             pending = self.failures.get(stage)
             if pending:
                 raise pending.pop(0)
@@ -96,6 +109,7 @@ def test_template_is_json_with_the_placeholders_terraform_fills() -> None:
         "extract_function_arn",
         "transform_function_arn",
         "load_function_arn",
+        "lock_function_arn",
         "alerts_topic_arn",
     }
 
@@ -108,7 +122,8 @@ def test_rendering_fills_placeholders_and_leaves_jsonpath_alone() -> None:
         render_template(STATE_MACHINE_TEMPLATE.read_text(encoding="utf-8"), {})
     definition = json.loads(
         state_machine_definition(
-            {"extract": "arn:e", "transform": "arn:t", "load": "arn:l"}, "arn:topic"
+            {"extract": "arn:e", "transform": "arn:t", "load": "arn:l", "lock": "arn:k"},
+            "arn:topic",
         )
     )
     assert definition["States"]["Transform"]["Resource"] == "arn:t"
@@ -147,8 +162,11 @@ def test_execution_chains_the_stages_and_outputs_a_summary(
     described = _run(deployment, "ok-run")
     assert described["status"] == "SUCCEEDED", described
     assert [stage for stage, _, _ in recorder.calls] == ["extract", "transform", "load"]
-    # Extract gets the execution input as its event; every stage runs with the function's env.
-    assert recorder.calls[0][1] == INPUT
+    # Extract gets the execution input as its event, with the lease the execution holds; every
+    # stage runs with the function's environment.
+    event = recorder.calls[0][1]
+    assert {name: event[name] for name in INPUT} == INPUT
+    assert event["lock"]["holder"] == "ok-run"
     assert {uri for _, _, uri in recorder.calls} == {deployment.ingestion_uri}
     output = json.loads(described["output"])
     assert output["run_id"] == INPUT["run_id"]
@@ -205,3 +223,86 @@ def test_redeploying_updates_in_place(
         FunctionName=deployment.function_arns["load"]
     )
     assert config["Environment"]["Variables"]["PG_HOST"] == "elsewhere.invalid"
+
+
+def test_two_executions_at_once_run_their_stages_one_after_the_other(
+    stages: tuple[Stages, Deployment, str],
+) -> None:
+    recorder, deployment, queue_url = stages
+    recorder.seconds["extract"] = 1.0  # long enough for the second execution to start meanwhile
+    arns = [_start(deployment, name) for name in ("first", "second")]
+    described = [_wait(arn) for arn in arns]
+    assert [d["status"] for d in described] == ["SUCCEEDED", "SUCCEEDED"], described
+    order = [(stage, event["lock"]["holder"]) for stage, event, _ in recorder.calls]
+    first_holder = order[0][1]
+    second_holder = "second" if first_holder == "first" else "first"
+    assert order == [
+        (stage, holder)
+        for holder in (first_holder, second_holder)
+        for stage in ("extract", "transform", "load")
+    ]
+    record = _lock(deployment).current()
+    assert record is not None
+    assert (record.state, record.holder) == ("released", second_holder)
+    assert read_alerts(queue_url, wait_seconds=0) == []
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's Step Functions sleeps out every retry interval; a hundredth of it keeps the bounded
+    wait for the lock (minutes on AWS) to seconds here. Only the interpreter's clock is sped up."""
+    import types
+
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    monkeypatch.setattr(
+        retrier_decl, "time", types.SimpleNamespace(sleep=lambda seconds: time.sleep(seconds / 100))
+    )
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_an_execution_that_waits_too_long_for_the_lock_ends_as_skipped(
+    stages: tuple[Stages, Deployment, str],
+) -> None:
+    recorder, deployment, queue_url = stages
+    _lock(deployment).acquire("totes-run:elsewhere:42:abcd", timedelta(hours=1))
+    described = _run(deployment, "late-run")
+    assert described["status"] == "SUCCEEDED", described
+    output = json.loads(described["output"])
+    assert output["skipped"] is True
+    assert "another cycle is running: totes-run:elsewhere:42:abcd holds" in output["skipped_reason"]
+    assert output["window_end"] == INPUT["window_end"]
+    assert recorder.calls == []
+    assert read_alerts(queue_url, wait_seconds=0) == []
+
+
+def test_a_lease_whose_execution_has_ended_is_taken_over_at_once(
+    stages: tuple[Stages, Deployment, str],
+) -> None:
+    recorder, deployment, _ = stages
+    finished = _run(deployment, "finished-run")
+    assert finished["status"] == "SUCCEEDED"
+    # A lease left behind as by an execution that was aborted: long, and its holder is gone.
+    _lock(deployment).acquire(
+        "finished-run", timedelta(hours=1), execution_arn=finished["executionArn"]
+    )
+    started = time.monotonic()
+    described = _run(deployment, "next-run")
+    assert described["status"] == "SUCCEEDED", described
+    assert time.monotonic() - started < 30  # no wait for the lease to lapse
+    assert [event["lock"]["holder"] for _, event, _ in recorder.calls[-3:]] == ["next-run"] * 3
+
+
+def test_a_failed_stage_gives_the_lock_back_before_alerting(
+    stages: tuple[Stages, Deployment, str],
+) -> None:
+    recorder, deployment, queue_url = stages
+    recorder.failures["load"] = [RuntimeError("[load] warehouse unreachable")]
+    described = _run(deployment, "failing-run")
+    assert described["status"] == "FAILED"
+    assert described["error"] == "RuntimeError"  # the stage's error, not the release's
+    record = _lock(deployment).current()
+    assert record is not None
+    assert (record.state, record.holder) == ("released", "failing-run")
+    (alert,) = read_alerts(queue_url)
+    assert "warehouse unreachable" in alert["message"]
