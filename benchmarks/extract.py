@@ -34,17 +34,18 @@ import boto3
 import psycopg
 import pyarrow as pa
 from psycopg import sql
+from totes_dev.devstack.aws import REGION, start_moto
+from totes_dev.devstack.postgres import postgres_server
+from totes_dev.source.formats import snapshot_root
+from totes_dev.source.generate import generate
+from totes_dev.source.schema import create_schema
+from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
-from totes.devstack.aws import REGION, start_moto
-from totes.devstack.postgres import postgres_server
 from totes.extract import handler
 from totes.extract.extractor import run_extract
 from totes.extract.sql import copy_rows_sql
 from totes.lake import S3Lake
-from totes.settings import DbSettings, ExtractSettings, snapshot_root
-from totes.source.generate import generate
-from totes.source.schema import create_schema
-from totes.source.snapshots import load_snapshot, snapshot_path
+from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, source_table
 
 NO_CHANGE_RUNS = 30

@@ -27,20 +27,21 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from totes_dev.source.formats import snapshot_root
+from totes_dev.source.generate import generate
+from totes_dev.source.schema import create_schema
+from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 from totes.commits import newest
+from totes.contracts.warehouse import LOAD_ORDER
 from totes.extract.extractor import run_extract
 from totes.lake import Lake, LocalLake, read_parquet
+from totes.load import merge
+from totes.load.loader import arrow_to_csv, load_pending
+from totes.load.migrations import migrate
 from totes.pipeline import Stack, run_cycle
-from totes.settings import DbSettings, ExtractSettings, snapshot_root
-from totes.source.generate import generate
-from totes.source.schema import create_schema
-from totes.source.snapshots import load_snapshot, snapshot_path
+from totes.settings import DbSettings, ExtractSettings
 from totes.transform.transformer import transform_pending
-from totes.warehouse import merge
-from totes.warehouse.loader import arrow_to_csv, load_pending
-from totes.warehouse.migrations import migrate
-from totes.warehouse.spec import LOAD_ORDER
 
 
 def _database(admin: DbSettings, role: str) -> DbSettings:
@@ -181,7 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=10.0)
     args = parser.parse_args()
-    from totes.devstack.postgres import postgres_server
+    from totes_dev.devstack.postgres import postgres_server
 
     with postgres_server() as admin, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -32,16 +32,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from totes_dev.source.formats import snapshot_root
 
 from totes.lake import LocalLake, S3Lake
-from totes.settings import snapshot_root
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
 from totes.transform.landing import to_landing_types, with_landing_columns, write_ingestion_batch
 from totes.transform.transformer import transform_pending
 
 
 def generated(scale: float, seed: int = 1) -> dict[str, pa.Table]:
-    from totes.source import synthetic
+    from totes_dev.source import synthetic
 
     rng = np.random.default_rng(seed)
     cursor = synthetic.Cursor()
@@ -144,8 +144,8 @@ def incremental(source: dict[str, pa.Table]) -> dict[str, pa.Table]:
 
 def incremental_handler() -> dict[str, Any]:
     import boto3
+    from totes_dev.devstack.aws import REGION, start_moto
 
-    from totes.devstack.aws import REGION, start_moto
     from totes.transform.handler import lambda_handler
 
     stack = start_moto()

@@ -18,12 +18,13 @@ locals {
   lambda_handlers = {
     extract   = "totes.extract.handler.lambda_handler"
     transform = "totes.transform.handler.lambda_handler"
-    load      = "totes.warehouse.handler.lambda_handler"
+    load      = "totes.load.handler.lambda_handler"
     lock      = "totes.lock.handler.lambda_handler"
   }
-  # The cycle lock only reads and writes small lease records: it needs little memory or time.
+  # The cycle lock reads and writes small lease records: little memory; its timeout covers its
+  # wait for another cycle (TOTES_LOCK_WAIT_SECONDS, 300 s by default).
   lambda_memory_mb       = { extract = 3008, transform = 3008, load = 3008, lock = 256 }
-  lambda_timeout_seconds = { extract = 900, transform = 900, load = 900, lock = 60 }
+  lambda_timeout_seconds = { extract = 900, transform = 900, load = 900, lock = 360 }
   lambda_names = { for stage, _ in local.lambda_handlers : stage => "${local.prefix}-${stage}" }
 
   dependency_layer_dir = coalesce(var.dependency_layer_dir, "${path.module}/build/layer")

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import boto3
 import pytest
+from totes_dev.devstack.airflow import configure_test_process, use_metadata_database
+from totes_dev.devstack.aws import REGION, MotoStack, start_moto
+from totes_dev.devstack.postgres import postgres_server, recreate_database
+from totes_dev.source.formats import snapshot_root
 
-from totes.devstack.airflow import configure_test_process, use_metadata_database
-from totes.devstack.aws import REGION, MotoStack, start_moto
-from totes.devstack.postgres import postgres_server, recreate_database
 from totes.lake import LocalLake, S3Lake
-from totes.settings import DbSettings, snapshot_root
+from totes.runtime import reset_container
+from totes.settings import DbSettings
 
 _db_counter = itertools.count()
 
@@ -122,8 +124,8 @@ def _drop_database(admin: DbSettings, name: str) -> None:
 @pytest.fixture(scope="session")
 def source_template(pg_admin: DbSettings, snapshots: Path) -> Callable[[str], str]:
     """Name of the template database of a kind in _SOURCE_KINDS, built on first use."""
-    from totes.source.schema import create_schema
-    from totes.source.snapshots import load_snapshot, snapshot_path
+    from totes_dev.source.schema import create_schema
+    from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
     built: dict[str, str] = {}
 
@@ -139,7 +141,7 @@ def source_template(pg_admin: DbSettings, snapshots: Path) -> Callable[[str], st
                 db, snapshot_path(snapshots, "2024-02-23" if kind == "feb" else "2024-11-15")
             )
         elif kind == "generated":
-            from totes.source.generate import generate
+            from totes_dev.source.generate import generate
 
             generate(_clone_database(pg_admin, template("empty"), name), scale=1, seed=1)
         else:
@@ -204,3 +206,11 @@ def airflow_metadata(pg_admin: DbSettings) -> Iterator[DbSettings]:
     from airflow import settings
 
     settings.dispose_orm(do_log=False)  # before the test PostgreSQL stops
+
+
+@pytest.fixture(autouse=True)
+def _new_container() -> Iterator[None]:
+    """Every test starts and ends as a cold Lambda container: nothing cached by a handler."""
+    reset_container()
+    yield
+    reset_container()

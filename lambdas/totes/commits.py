@@ -24,8 +24,8 @@ from totes.batches import (
     sequence_of_manifest,
 )
 from totes.errors import CommitConflictError, LakeError, ObjectExistsError
-from totes.jsonlog import log
 from totes.lake import Lake, get_json, put_json
+from totes.observability import log
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,37 @@ because that line is what reaches the alert email."""
 
 from __future__ import annotations
 
+_MAX_REASON = 1000
 
-def one_line(exc: BaseException, *, last: bool = False) -> str:
-    """A driver error as one line for an alert: its first line (or last, where the driver puts
-    the specific cause last, as libpq does for connection failures), else the error's type."""
-    lines = str(exc).strip().splitlines()
-    if not lines:
-        return type(exc).__name__
-    return lines[-1] if last else lines[0]
+
+def reason(exc: BaseException) -> str:
+    """A driver or AWS error as the one line an alert carries, keeping its cause.
+
+    An AWS error gives its code and message; a PostgreSQL error its message, detail and hint; a
+    libpq connection failure every line it wrote (the specific cause, "Connection refused", and
+    the advice after it). Lines are joined with "; " and whitespace is collapsed, so no tab or
+    newline reaches the alert. Other errors keep their type name, which is often the cause.
+    """
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if isinstance(error, dict) and error.get("Code"):
+        text = f"{error['Code']}: {error.get('Message') or ''}".rstrip(": ")
+    elif primary:
+        parts = (
+            primary,
+            getattr(diag, "message_detail", None),
+            getattr(diag, "message_hint", None),
+        )
+        text = "\n".join(part for part in parts if part)
+    elif type(exc).__module__.startswith("psycopg"):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    joined = "; ".join(line for line in lines if line) or type(exc).__name__
+    return joined if len(joined) <= _MAX_REASON else joined[: _MAX_REASON - 3] + "..."
 
 
 class TotesError(Exception):
@@ -18,6 +41,8 @@ class TotesError(Exception):
 
     step = "pipeline"
     exit_code = 1  # what the ``totes`` command exits with
+    # The database refused the credentials: a re-read secret may hold the rotated password.
+    credentials_rejected = False
 
     def __init__(self, reason: str, *, table: str | None = None, key: object = None) -> None:
         self.reason = reason
@@ -76,7 +101,3 @@ class TransformError(TotesError):
 
 class WarehouseError(TotesError):
     step = "load"
-
-
-class SnapshotLoadError(TotesError):
-    step = "source-load"

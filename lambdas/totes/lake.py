@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from totes.errors import LakeError, ObjectExistsError
+from totes.errors import LakeError, ObjectExistsError, reason
 from totes.settings import LakeLocation
 
 if TYPE_CHECKING:  # pyarrow is imported where Parquet is used: the lock function needs none
@@ -109,20 +109,16 @@ class S3Lake:
                 raise ObjectExistsError(
                     f"object {key} already exists; lake objects are write-once"
                 ) from None
-            raise LakeError(f"writing {key} to {self.uri} failed: {code or exc}") from None
+            raise LakeError(f"writing {key} to {self.uri} failed: {reason(exc)}") from None
         except Exception as exc:
-            raise LakeError(
-                f"writing {key} to {self.uri} failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise LakeError(f"writing {key} to {self.uri} failed: {reason(exc)}") from None
 
     def get(self, key: str) -> bytes:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
             return bytes(body.read())
         except Exception as exc:
-            raise LakeError(
-                f"reading {key} from {self.uri} failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise LakeError(f"reading {key} from {self.uri} failed: {reason(exc)}") from None
 
     def exists(self, key: str) -> bool:
         try:
@@ -130,7 +126,7 @@ class S3Lake:
         except self.client.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise LakeError(f"checking {key} in {self.uri} failed: {exc}") from None
+            raise LakeError(f"checking {key} in {self.uri} failed: {reason(exc)}") from None
         return True
 
     def list(
@@ -149,16 +145,17 @@ class S3Lake:
                 for item in page.get("Contents", []):
                     yield str(item["Key"])[len(self.prefix) :]
         except Exception as exc:
-            raise LakeError(
-                f"listing {prefix} in {self.uri} failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise LakeError(f"listing {prefix} in {self.uri} failed: {reason(exc)}") from None
 
 
 def open_lake(location: LakeLocation) -> Lake:
     if location.bucket is not None:
         return S3Lake(location.bucket, location.prefix)
     assert location.local_path is not None
-    location.local_path.mkdir(parents=True, exist_ok=True)
+    try:
+        location.local_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        raise LakeError(f"lake {location.uri} is not a usable directory: {reason(exc)}") from None
     return LocalLake(location.local_path)
 
 

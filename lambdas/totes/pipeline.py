@@ -18,6 +18,8 @@ from typing import Any
 
 from totes.extract.extractor import committed_watermark, run_extract
 from totes.lake import Lake, open_lake
+from totes.load.loader import load_pending
+from totes.load.migrations import migrate
 from totes.lock.lease import (
     COMMAND_LEASE_TTL,
     CycleLock,
@@ -35,8 +37,6 @@ from totes.settings import (
     warehouse_db,
 )
 from totes.transform.transformer import transform_pending
-from totes.warehouse.loader import load_pending
-from totes.warehouse.migrations import migrate
 
 
 @dataclass(frozen=True)

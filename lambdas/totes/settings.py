@@ -2,13 +2,15 @@
 
 Values come from environment variables (the names of the product brief). On AWS the database
 credentials come from Secrets Manager instead: set ``TOTES_SOURCE_SECRET_ID`` /
-``TOTES_WAREHOUSE_SECRET_ID`` to a secret whose JSON holds the same variable names. A missing or
-malformed value raises :class:`SettingsError` naming the variable.
+``TOTES_WAREHOUSE_SECRET_ID`` to a secret whose JSON holds the same variable names. Secrets are
+read through Powertools' parameters utility, cached for ``SECRET_MAX_AGE_SECONDS`` and re-read on
+demand (``fresh=True``) after the database rejected the cached credentials, so a rotated password
+reaches warm Lambdas at their next invocation. A missing or malformed value raises
+:class:`SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,9 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from totes.errors import SettingsError
+from totes.errors import SettingsError, reason
 
 FULL_SCAN_CADENCES = ("daily", "every-run", "on-demand")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SECRET_MAX_AGE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class DbSettings:
     user: str
     password: str = field(repr=False)
     database: str
+    sslmode: str = "prefer"
 
     def conninfo(
         self, *, connect_timeout: int = 10, application_name: str = "totes"
@@ -39,6 +44,7 @@ class DbSettings:
             "user": self.user,
             "password": self.password,
             "dbname": self.database,
+            "sslmode": self.sslmode,
             "connect_timeout": connect_timeout,
             "application_name": application_name,
         }
@@ -88,38 +94,50 @@ def _port(env: Mapping[str, str], name: str, default: str | None = None) -> int:
     return port
 
 
-def _with_secret(env: Mapping[str, str], secret_var: str) -> Mapping[str, str]:
+def _sslmode(env: Mapping[str, str], name: str) -> str:
+    mode = env.get(name, "").strip() or "prefer"
+    if mode not in SSL_MODES:
+        raise SettingsError(f"environment variable {name} must be one of {', '.join(SSL_MODES)}")
+    return mode
+
+
+def _with_secret(env: Mapping[str, str], secret_var: str, *, fresh: bool) -> Mapping[str, str]:
     """Overlay the JSON of a Secrets Manager secret on the environment when one is configured."""
     secret_id = env.get(secret_var, "").strip()
     if not secret_id:
         return env
-    import boto3  # only deployed configurations need it
+    from aws_lambda_powertools.utilities import parameters  # only deployed configurations
 
     try:
-        raw = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
-        values = json.loads(raw)
+        values = parameters.get_secret(
+            secret_id, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=fresh
+        )
     except Exception as exc:
+        cause = exc.__cause__ or exc
         raise SettingsError(
-            f"secret named by {secret_var} could not be read: {type(exc).__name__}"
+            f"secret named by {secret_var} could not be read: {reason(cause)}"
         ) from None
     if not isinstance(values, dict):
         raise SettingsError(f"secret named by {secret_var} must be a JSON object")
     return {**env, **{str(k): str(v) for k, v in values.items()}}
 
 
-def source_db(env: Mapping[str, str] | None = None) -> DbSettings:
-    env = _with_secret(os.environ if env is None else env, "TOTES_SOURCE_SECRET_ID")
+def source_db(env: Mapping[str, str] | None = None, *, fresh: bool = False) -> DbSettings:
+    """The totesys source; ``fresh`` re-reads its secret instead of using the cached one."""
+    env = _with_secret(os.environ if env is None else env, "TOTES_SOURCE_SECRET_ID", fresh=fresh)
     return DbSettings(
         host=_require(env, "PG_HOST"),
         port=_port(env, "PG_PORT", "5432"),
         user=_require(env, "PG_USER"),
         password=env.get("PG_PASSWORD", ""),
         database=_require(env, "PG_DATABASE"),
+        sslmode=_sslmode(env, "PG_SSLMODE"),
     )
 
 
-def warehouse_db(env: Mapping[str, str] | None = None) -> DbSettings:
-    env = _with_secret(os.environ if env is None else env, "TOTES_WAREHOUSE_SECRET_ID")
+def warehouse_db(env: Mapping[str, str] | None = None, *, fresh: bool = False) -> DbSettings:
+    """The warehouse; ``fresh`` re-reads its secret instead of using the cached one."""
+    env = _with_secret(os.environ if env is None else env, "TOTES_WAREHOUSE_SECRET_ID", fresh=fresh)
     user = env.get("PG_USER_DW", "").strip() or env.get("PG_USER", "").strip()
     if not user:
         raise SettingsError("environment variable PG_USER_DW (or PG_USER) is not set")
@@ -129,6 +147,7 @@ def warehouse_db(env: Mapping[str, str] | None = None) -> DbSettings:
         user=user,
         password=env.get("PG_PASSWORD_DW", ""),
         database=_require(env, "PG_DATABASE_DW"),
+        sslmode=_sslmode(env, "PG_SSLMODE_DW"),
     )
 
 
@@ -175,8 +194,17 @@ def extract_settings(env: Mapping[str, str] | None = None) -> ExtractSettings:
     return ExtractSettings(overlap=overlap, full_scan_cadence=cadence)
 
 
-def snapshot_root(env: Mapping[str, str] | None = None) -> Path:
-    """Where the real totesys snapshots live (test fixtures, never copied into the project)."""
+def lock_wait(env: Mapping[str, str] | None = None) -> timedelta:
+    """How long the lock Lambda waits for another cycle to finish (``TOTES_LOCK_WAIT_SECONDS``,
+    default 300) before the execution ends as skipped; its timeout must exceed it."""
     env = os.environ if env is None else env
-    default = Path(__file__).resolve().parents[3] / "shared" / "totesys_real_data"
-    return Path(env.get("TOTES_SNAPSHOT_ROOT", "").strip() or default)
+    raw = env.get("TOTES_LOCK_WAIT_SECONDS", "").strip() or "300"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise SettingsError(
+            "environment variable TOTES_LOCK_WAIT_SECONDS must be a number"
+        ) from None
+    if not 0 <= seconds <= 600:
+        raise SettingsError("environment variable TOTES_LOCK_WAIT_SECONDS must be 0 to 600")
+    return timedelta(seconds=seconds)

@@ -21,25 +21,25 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-
-from totes.devstack.airflow import DAGS_FOLDER, pipeline_environment
-from totes.devstack.aws import MotoStack
-from totes.devstack.deploy import (
+from totes_dev.devstack.airflow import DAGS_FOLDER, pipeline_environment
+from totes_dev.devstack.aws import MotoStack
+from totes_dev.devstack.deploy import (
     Deployment,
     database_environment,
     deploy,
     read_alerts,
     subscribe_queue,
 )
-from totes.devstack.postgres import TempCluster, recreate_database, start_cluster
+from totes_dev.devstack.postgres import TempCluster, recreate_database, start_cluster
+from totes_dev.source.generate import generate
+from totes_dev.source.schema import create_schema
+from totes_dev.source.simulate import simulate
+
+from totes.check.check import check
+from totes.check.reconcile import format_report
+from totes.load.migrations import migrate
 from totes.naming import ResourceNames
 from totes.settings import DbSettings
-from totes.source.generate import generate
-from totes.source.schema import create_schema
-from totes.source.simulate import simulate
-from totes.warehouse.check import check
-from totes.warehouse.migrations import migrate
-from totes.warehouse.reconcile import format_report
 from totes_airflow.execution_names import execution_name
 
 pytestmark = pytest.mark.slow
@@ -311,8 +311,8 @@ def _wait_for_runs(ui: Ui, run_ids: set[str] | None, *, minimum: int = 0) -> dic
 def ui(
     stack: Stack, moto_stack: MotoStack, airflow_metadata: DbSettings, tmp_path: Path
 ) -> Iterator[Ui]:
-    from totes.devstack.airflow import airflow_environment, standalone
-    from totes.devstack.postgres import free_port
+    from totes_dev.devstack.airflow import airflow_environment, standalone
+    from totes_dev.devstack.postgres import free_port
 
     home = tmp_path / "airflow-standalone"
     env = {
@@ -396,7 +396,7 @@ def test_backfill_cleared_run_and_grid_in_airflow_standalone(
     _assert_checked(stack)
 
     # The grid, as a browser renders it, shows every task of the run as successful.
-    from totes.devstack.airflow import headless_chromium
+    from totes_dev.devstack.airflow import headless_chromium
 
     url = f"{ui.base_url}/dags/{DAG_ID}"
     dom = headless_chromium(

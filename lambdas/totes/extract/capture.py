@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from totes.batches import dated_key
+from totes.contracts.ingestion import TableEntry, Tail, schema_json
 from totes.extract.diff import (
     CAPTURED_SCHEMA,
     STATE_SCHEMA,
@@ -26,7 +27,6 @@ from totes.extract.diff import (
     merge_state,
     tail_fingerprint,
 )
-from totes.extract.manifest import TableEntry, Tail, schema_json
 from totes.extract.sql import HASH_COLUMN, OP_COLUMN
 from totes.extract.window import lower_bound
 from totes.lake import Lake, parquet_bytes, read_parquet

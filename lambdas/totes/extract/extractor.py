@@ -17,13 +17,7 @@ import pyarrow as pa
 
 from totes.batches import new_batch_id
 from totes.commits import commit, newest
-from totes.db import connect
-from totes.errors import SourceError, one_line
-from totes.extract import reader
-from totes.extract.capture import capture_table, landing_schema
-from totes.extract.diff import Fingerprint
-from totes.extract.drift import new_columns
-from totes.extract.manifest import (
+from totes.contracts.ingestion import (
     Previous,
     TableEntry,
     Tail,
@@ -31,9 +25,15 @@ from totes.extract.manifest import (
     parse_previous,
     schema_json,
 )
+from totes.db import connect
+from totes.errors import SourceError, reason
+from totes.extract import reader
+from totes.extract.capture import capture_table, landing_schema
+from totes.extract.diff import Fingerprint
+from totes.extract.drift import new_columns
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
-from totes.jsonlog import log
 from totes.lake import Lake
+from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
 
@@ -193,7 +193,7 @@ def run_extract(
         finally:
             pool.shutdown(wait=True)
     except psycopg.Error as exc:
-        raise SourceError(f"reading the source failed: {one_line(exc)}") from None
+        raise SourceError(f"reading the source failed: {reason(exc)}") from None
 
     counts = {name: entries[name].rows if name in entries else 0 for name in LOAD_ORDER}
     if batch_id is None or (not full and sum(counts.values()) == 0):

@@ -14,7 +14,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from totes.errors import SourceError, one_line
+from totes.errors import SourceError, reason
 from totes.extract.diff import Fingerprint
 from totes.extract.drift import CatalogColumn
 from totes.extract.sql import (
@@ -35,14 +35,14 @@ def begin_snapshot(conn: psycopg.Connection) -> None:
     try:
         conn.execute(SESSION_SETUP)
     except psycopg.Error as exc:
-        raise SourceError(f"preparing the source session failed: {one_line(exc)}") from None
+        raise SourceError(f"preparing the source session failed: {reason(exc)}") from None
 
 
 def catalog(conn: psycopg.Connection, names: Sequence[str]) -> list[CatalogColumn]:
     try:
         rows = conn.execute(COLUMNS_QUERY, (list(names),)).fetchall()
     except psycopg.Error as exc:
-        raise SourceError(f"reading the source catalog failed: {one_line(exc)}") from None
+        raise SourceError(f"reading the source catalog failed: {reason(exc)}") from None
     return [CatalogColumn(*row) for row in rows]
 
 
@@ -58,7 +58,7 @@ def tails(
     try:
         rows = conn.execute(query, params).fetchall()
     except psycopg.Error as exc:
-        raise SourceError(f"checking the source for changes failed: {one_line(exc)}") from None
+        raise SourceError(f"checking the source for changes failed: {reason(exc)}") from None
     return {
         name: Fingerprint(int(count), newest, int(key_sum or 0))
         for name, count, newest, key_sum in rows
@@ -114,7 +114,7 @@ def stream_rows(
             )
         except pa.ArrowInvalid as exc:
             raise SourceError(
-                f"a source value does not fit the landing type: {str(exc).splitlines()[0]}",
+                f"a source value does not fit the landing type: {reason(exc)}",
                 table=table.name,
             ) from None
         yield from parsed.to_batches()
@@ -133,5 +133,5 @@ def stream_rows(
                 yield from parse(block)
     except psycopg.Error as exc:
         raise SourceError(
-            f"reading the source table failed: {one_line(exc)}", table=table.name
+            f"reading the source table failed: {reason(exc)}", table=table.name
         ) from None

@@ -1,29 +1,41 @@
 """AWS Lambda entry point of the cycle lock: the state machine's first and last steps.
 
 ``{"action": "acquire", "holder": <execution name>, "execution_arn": ..., "ttl_seconds": n}``
-returns the lease or raises :class:`CycleBusyError`, which the state machine retries for a
-bounded time; ``{"action": "release", "holder": ...}`` gives the lock back. A lease held by an
-execution that is no longer running (aborted, timed out) is taken over at once.
+takes the lock, waiting up to ``TOTES_LOCK_WAIT_SECONDS`` while another cycle holds it, and
+answers ``{"acquired": true, ...}`` or ``{"acquired": false, "reason": ...}``; the state machine
+branches on that. Being busy is an answer, not an error, so it never trips the function's error
+alarm. ``{"action": "release", "holder": ...}`` gives the lock back. A lease held by an execution
+that is no longer running (aborted, timed out) is taken over at once.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
-from totes.errors import SettingsError
-from totes.jsonlog import log
-from totes.lake import open_lake
+from totes.errors import CycleBusyError, SettingsError
+from totes.lake import Lake, open_lake
 from totes.lock.lease import CycleLock, LeaseRecord
-from totes.settings import ingestion_lake
+from totes.observability import count, handler, log
+from totes.runtime import per_container
+from totes.settings import ingestion_lake, lock_wait
 
 
-@cache
+@per_container
 def _stepfunctions() -> Any:
     import boto3
 
     return boto3.client("stepfunctions")
+
+
+# Each look at the lock is one list and one get: cheap enough to repeat every few seconds.
+POLL_SECONDS = 5.0
+
+
+@per_container
+def _lake() -> Lake:
+    return open_lake(ingestion_lake())
 
 
 def execution_ended(record: LeaseRecord) -> bool:
@@ -45,25 +57,39 @@ def _field(event: dict[str, Any], name: str) -> str:
     return value
 
 
+@handler(correlation_id_path="holder")
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = _field(event, "action")
     holder = _field(event, "holder")
-    lock = CycleLock(open_lake(ingestion_lake()), is_stale=execution_ended)
+    lock = CycleLock(_lake(), is_stale=execution_ended)
     if action == "acquire":
         ttl = event.get("ttl_seconds")
         if not isinstance(ttl, int) or ttl <= 0:
             raise SettingsError("lock event field ttl_seconds must be a positive integer")
-        record = lock.acquire(
-            holder, timedelta(seconds=ttl), execution_arn=event.get("execution_arn")
-        )
+        started = time.monotonic()
+        try:
+            record = lock.acquire_waiting(
+                holder,
+                timedelta(seconds=ttl),
+                wait=lock_wait(),
+                poll_seconds=POLL_SECONDS,
+                execution_arn=event.get("execution_arn"),
+            )
+        except CycleBusyError as busy:
+            log("lock.busy", level="warning", holder=holder, reason=busy.reason)
+            count("LockBusy", 1)
+            return {"holder": holder, "acquired": False, "reason": busy.reason}
+        count("LockWaitSeconds", round(time.monotonic() - started, 3), unit="Seconds")
         log("lock.acquired", holder=holder, epoch=record.epoch, expires_at=record.expires_at)
         return {
             "holder": holder,
+            "acquired": True,
             "epoch": record.epoch,
             "expires_at": None if record.expires_at is None else record.expires_at.isoformat(),
         }
     if action == "release":
         released = lock.release(holder)
         log("lock.released" if released else "lock.not_held", holder=holder)
+        count("LockReleased", int(released))
         return {"holder": holder, "released": released}
     raise SettingsError(f"lock event field action must be acquire or release, not {action!r}")

@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from totes.errors import CycleBusyError, LakeError, ObjectExistsError
-from totes.jsonlog import log
 from totes.lake import Lake, get_json, put_json
+from totes.observability import log
 
 LEASE_PREFIX = "_leases/cycle/"
 # A command's lease: renewed every third of this while the command runs, so a process that dies
@@ -220,20 +220,22 @@ class CycleLock:
         wait: timedelta,
         poll_seconds: float = 1.0,
         on_busy: Callable[[CycleBusyError], None] | None = None,
+        execution_arn: str | None = None,
     ) -> LeaseRecord:
         """:meth:`acquire`, trying again for up to ``wait`` while another cycle has the lock."""
         deadline = time.monotonic() + wait.total_seconds()
         told = False
         while True:
             try:
-                return self.acquire(holder, ttl)
+                return self.acquire(holder, ttl, execution_arn=execution_arn)
             except CycleBusyError as busy:
-                if time.monotonic() + poll_seconds > deadline:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     raise
                 if on_busy is not None and not told:
                     on_busy(busy)
                     told = True
-                time.sleep(poll_seconds)
+                time.sleep(min(poll_seconds, remaining))
 
 
 @contextlib.contextmanager

@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 from totes.batches import dated_key
 from totes.commits import commit, committed_after, newest
 from totes.errors import CommitConflictError, LakeError, ObjectExistsError, TransformError
-from totes.jsonlog import log
 from totes.lake import Lake, parquet_bytes, read_parquet
+from totes.observability import log
 from totes.tables import LOAD_ORDER
 from totes.transform.landing import OPS
 from totes.transform.quarantine import CAPTURE_SEQ

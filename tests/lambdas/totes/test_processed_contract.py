@@ -7,9 +7,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from totes.contracts.warehouse import TABLES
 from totes.transform.rules import warehouse_schema
 from totes.transform.transformer import FACT_METADATA
-from totes.warehouse.spec import TABLES
 
 
 def _fields(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:

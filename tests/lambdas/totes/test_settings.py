@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import boto3
 import pytest
+from totes_dev.devstack.aws import MotoStack
 
-from totes.devstack.aws import MotoStack
 from totes.errors import SettingsError
 from totes.settings import (
     extract_settings,

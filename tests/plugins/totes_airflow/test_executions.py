@@ -11,9 +11,9 @@ from typing import Any
 
 import boto3
 import pytest
+from totes_dev.devstack.aws import MotoStack
+from totes_dev.devstack.deploy import Deployment, deploy
 
-from totes.devstack.aws import MotoStack
-from totes.devstack.deploy import Deployment, deploy
 from totes.naming import ResourceNames
 from totes_airflow.execution_names import execution_name
 from totes_airflow.executions import (

@@ -10,9 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
+from totes_dev.devstack.aws import MotoStack
+from totes_dev.devstack.deploy import Deployment, deploy
 
-from totes.devstack.aws import MotoStack
-from totes.devstack.deploy import Deployment, deploy
 from totes.naming import ResourceNames
 from totes.settings import DbSettings
 

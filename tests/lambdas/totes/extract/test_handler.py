@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import pytest
+from totes_dev.devstack.aws import LambdaContext
 
 from totes.errors import SettingsError, SourceError
 from totes.extract import handler
 from totes.lake import S3Lake, get_json
+from totes.runtime import reset_container
 from totes.settings import DbSettings
+
+lambda_context = LambdaContext("totes-test-extract")
 
 
 @pytest.fixture
@@ -33,30 +37,32 @@ EVENT = {
 
 
 def test_handler_lands_a_batch_then_finds_nothing_new(configured: str) -> None:
-    first = handler.lambda_handler(EVENT, None)
+    first = handler.lambda_handler(EVENT, lambda_context)
     assert first["batch_id"] is not None
     assert first["rows"]["sales_order"] == 6941
     assert first["window_end"] == "2024-02-24T00:00:00+00:00"
     manifest = get_json(S3Lake(configured, "ingestion"), first["manifest_key"])
     assert manifest["run_id"] == EVENT["run_id"]
     assert manifest["window_start"] == "2024-02-23T23:40:00+00:00"
-    again = handler.lambda_handler(EVENT, None)
+    again = handler.lambda_handler(EVENT, lambda_context)
     assert (again["batch_id"], again["manifest_key"]) == (None, None)
-    forced = handler.lambda_handler({**EVENT, "full_scan": True}, None)
+    forced = handler.lambda_handler({**EVENT, "full_scan": True}, lambda_context)
     assert forced["full_scan"] is True
     assert forced["batch_id"] is not None
 
 
-def test_resources_are_reused_until_the_configuration_changes(
+def test_resources_are_built_once_per_container_and_settings_read_each_call(
     configured: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = handler.resources()
-    assert handler.resources() is first
+    lake, settings = handler._resources()
+    assert handler._resources() == (lake, settings)
+    assert handler._resources()[0] is lake
+    reset_container()
+    assert handler._resources()[0] is not lake  # a new container builds its own
+    # The source's settings are read at each invocation: a changed port applies at once.
     monkeypatch.setenv("PG_PORT", "1")
-    source, _, _ = handler.resources()
-    assert source.port == 1
     with pytest.raises(SourceError, match="cannot connect to the source database"):
-        handler.lambda_handler(EVENT, None)
+        handler.lambda_handler(EVENT, lambda_context)
 
 
 @pytest.mark.parametrize(
@@ -72,4 +78,4 @@ def test_malformed_events_are_refused(
     configured: str, event: dict[str, object], message: str
 ) -> None:
     with pytest.raises(SettingsError, match=message):
-        handler.lambda_handler(event, None)
+        handler.lambda_handler(event, lambda_context)

@@ -10,7 +10,6 @@ from totes.extract.window import (
     full_scan_due,
     lower_bound,
     naive_utc,
-    parse_instant,
 )
 
 
@@ -19,12 +18,6 @@ def test_naive_utc_keeps_the_utc_wall_time_and_refuses_naive_input() -> None:
     assert naive_utc(datetime(2024, 2, 23, 13, 0, tzinfo=plus_two)) == datetime(2024, 2, 23, 11)
     with pytest.raises(ValueError, match="no time zone"):
         naive_utc(datetime(2024, 2, 23))
-
-
-def test_parse_instant_accepts_z_and_refuses_naive() -> None:
-    assert parse_instant("2024-02-23T11:00:00Z") == datetime(2024, 2, 23, 11, tzinfo=UTC)
-    with pytest.raises(ValueError, match="no time zone"):
-        parse_instant("2024-02-23T11:00:00")
 
 
 def test_lower_bound_is_watermark_minus_overlap_or_none() -> None:

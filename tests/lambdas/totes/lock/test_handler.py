@@ -2,36 +2,48 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from totes.errors import CycleBusyError, SettingsError
+import pytest
+from totes_dev.devstack.aws import LambdaContext
+
+from totes.errors import SettingsError
 from totes.lock.handler import lambda_handler
+
+lambda_context = LambdaContext("totes-test-lock")
 
 
 @pytest.fixture
 def ingestion(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("TOTES_INGESTION_URI", f"s3://{s3_bucket}/lake")
+    monkeypatch.setenv("TOTES_LOCK_WAIT_SECONDS", "0.5")
     return s3_bucket
 
 
 def _acquire(holder: str, **extra: object) -> dict[str, object]:
     return lambda_handler(
-        {"action": "acquire", "holder": holder, "ttl_seconds": 600, **extra}, None
+        {"action": "acquire", "holder": holder, "ttl_seconds": 600, **extra}, lambda_context
     )
+
+
+def _release(holder: str) -> dict[str, object]:
+    return lambda_handler({"action": "release", "holder": holder}, lambda_context)
 
 
 @pytest.mark.usefixtures("ingestion")
 def test_acquire_and_release_as_the_state_machine_does() -> None:
-    acquired = _acquire(
-        "exec-1", execution_arn="arn:aws:states:eu-west-2:123456789012:execution:m:exec-1"
-    )
-    assert (acquired["holder"], acquired["epoch"]) == ("exec-1", 1)
+    arn = "arn:aws:states:eu-west-2:123456789012:execution:m:exec-1"
+    acquired = _acquire("exec-1", execution_arn=arn)
+    assert (acquired["holder"], acquired["acquired"], acquired["epoch"]) == ("exec-1", True, 1)
     # The holder's execution does not exist for Step Functions: its status is unknown, so the
-    # lease stands and the second execution is told who holds it.
-    with pytest.raises(CycleBusyError, match="exec-1 holds the lock"):
-        _acquire("exec-2")
-    assert lambda_handler({"action": "release", "holder": "exec-2"}, None)["released"] is False
-    assert lambda_handler({"action": "release", "holder": "exec-1"}, None)["released"] is True
+    # lease stands and the second execution, after its wait, is told who holds it.
+    started = time.monotonic()
+    busy = _acquire("exec-2")
+    assert 0.4 < time.monotonic() - started < 5
+    assert busy["acquired"] is False
+    assert "another cycle is running: exec-1 holds the lock" in str(busy["reason"])
+    assert _release("exec-2")["released"] is False
+    assert _release("exec-1")["released"] is True
     assert _acquire("exec-2")["epoch"] == 3
 
 
@@ -49,4 +61,4 @@ def test_malformed_events_are_refused_naming_the_field(
     event: dict[str, object], field: str
 ) -> None:
     with pytest.raises(SettingsError, match=f"lock event field {field}"):
-        lambda_handler(event, None)
+        lambda_handler(event, lambda_context)

@@ -4,11 +4,14 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
+from totes_dev.devstack.aws import LambdaContext
 
 from totes.lake import S3Lake
 from totes.transform.handler import lambda_handler
 
 Land = Callable[..., str]
+
+lambda_context = LambdaContext("totes-test-transform")
 
 
 def test_handler_transforms_what_is_pending_from_the_configured_lakes(
@@ -23,12 +26,12 @@ def test_handler_transforms_what_is_pending_from_the_configured_lakes(
     )
     monkeypatch.setenv("TOTES_INGESTION_URI", f"s3://{s3_bucket}/ingestion")
     monkeypatch.setenv("TOTES_PROCESSED_URI", f"s3://{s3_bucket}/processed")
-    first = lambda_handler({"anything": 1}, None)
+    first = lambda_handler({"anything": 1}, lambda_context)
     assert len(first["batches"]) == 1
     assert first["rows"]["dim_currency"] == 3
     assert first["rows"]["dim_payment_type"] == 4
     assert sum(first["quarantined"].values()) == 0
-    assert lambda_handler({}, None)["batches"] == []
+    assert lambda_handler({}, lambda_context)["batches"] == []
     assert any(k.startswith("_manifests/") for k in S3Lake(s3_bucket, "processed").list(""))
 
 
@@ -39,4 +42,4 @@ def test_handler_without_lake_settings_raises_naming_the_variable(
 
     monkeypatch.delenv("TOTES_INGESTION_URI", raising=False)
     with pytest.raises(SettingsError, match="TOTES_INGESTION_URI"):
-        lambda_handler({}, None)
+        lambda_handler({}, lambda_context)

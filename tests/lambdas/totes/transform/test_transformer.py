@@ -286,7 +286,7 @@ def test_bad_rows_are_quarantined_reported_and_logged_while_the_rest_goes_throug
     assert "currency_code is not one of EUR, GBP, USD" in by_key[("currency", 1)]["reason"]
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    alerts = [line for line in lines if line["level"] == "error"]
+    alerts = [line for line in lines if line["level"] == "ERROR"]
     assert alerts
     assert alerts[0]["quarantined"] == {"currency": 1, "sales_order": 2}
 

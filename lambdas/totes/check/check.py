@@ -1,0 +1,102 @@
+"""``totes check``: reconcile the warehouse with the source's current rows.
+
+The source is read in one repeatable-read snapshot, remodelled with the transform's own pure
+rules (``full_model``), and compared with the warehouse's dimensions and ``*_current`` views.
+The warehouse is also checked for duplicated fact versions, removed versions and references
+without a dimension row.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from totes.check import reconcile
+from totes.contracts.warehouse import DIM_DATE, DIMENSION_KEYS, DIMENSIONS, FACTS, WarehouseTable
+from totes.db import connect
+from totes.errors import SourceError, WarehouseError, reason
+from totes.extract.reader import begin_snapshot, stream_rows
+from totes.load.loader import require_migrated
+from totes.load.merge import ident
+from totes.settings import DbSettings
+from totes.tables import LOAD_ORDER as SOURCE_ORDER
+from totes.tables import source_table
+from totes.transform.rules import full_model
+
+
+def read_source(db: DbSettings) -> dict[str, pa.Table]:
+    """The current rows of the 11 source tables, with the exact landing types."""
+    tables: dict[str, pa.Table] = {}
+    with connect(db, error=SourceError, role="source") as conn:
+        begin_snapshot(conn)
+        for name in SOURCE_ORDER:
+            spec = source_table(name)
+            batches = list(stream_rows(conn, spec, (), None, None))
+            schema = spec.arrow_schema
+            if batches:
+                table = pa.Table.from_batches(batches).select(spec.column_names)
+                tables[name] = table.cast(schema)
+            else:
+                tables[name] = schema.empty_table()
+    return tables
+
+
+def _read_warehouse(conn: psycopg.Connection, relation: str, spec: WarehouseTable) -> pa.Table:
+    columns = ", ".join(ident(c) for c in spec.column_names)
+    schema = pa.schema([(c.name, c.arrow_type) for c in spec.columns])
+    block = bytearray()
+    with conn.cursor().copy(
+        f"COPY (SELECT {columns} FROM {ident(relation)}) TO STDOUT (FORMAT csv)"
+    ) as copy:
+        for chunk in copy:
+            block += chunk
+    if not block:
+        return schema.empty_table()
+    return pacsv.read_csv(
+        pa.BufferReader(pa.py_buffer(block)),
+        read_options=pacsv.ReadOptions(column_names=spec.column_names),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict(zip(schema.names, schema.types, strict=True)),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
+def check(source: DbSettings, warehouse: DbSettings) -> reconcile.CheckReport:
+    model = full_model(read_source(source))
+    diffs: list[reconcile.TableDiff] = []
+    problems: list[str] = []
+    with connect(warehouse, error=WarehouseError, role="warehouse") as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        require_migrated(conn)
+        try:
+            for spec in (DIM_DATE, *DIMENSIONS):
+                actual = _read_warehouse(conn, spec.name, spec)
+                diffs.append(
+                    reconcile.compare_table(
+                        spec, model[spec.name], actual, allow_extra=spec is DIM_DATE
+                    )
+                )
+            for fact in FACTS:
+                actual = _read_warehouse(conn, fact.current_view, fact)
+                diffs.append(reconcile.compare_table(fact, model[fact.name], actual))
+                problems += reconcile.duplicate_problems(
+                    fact.name, conn.execute(reconcile.duplicate_versions_sql(fact)).fetchall()
+                )
+                count, top = conn.execute(reconcile.record_gaps_sql(fact)).fetchone() or (0, 0)
+                problems += reconcile.gap_problems(fact.name, int(count), int(top))
+                problems += reconcile.reference_problems(
+                    fact.name,
+                    conn.execute(
+                        reconcile.unresolved_references_sql(fact, DIMENSION_KEYS)
+                    ).fetchall(),
+                )
+        except psycopg.Error as exc:
+            raise WarehouseError(f"reading the warehouse failed: {reason(exc)}") from None
+    return reconcile.CheckReport(diffs, problems)

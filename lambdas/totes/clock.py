@@ -1,0 +1,13 @@
+"""Instants as the pipeline passes them around: ISO-8601 text with an explicit offset (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 instant with an explicit offset (``Z`` allowed), as aware UTC."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return moment.astimezone(UTC)

@@ -1,1 +1,0 @@
-"""Lambda 3: the PostgreSQL star-schema warehouse (migrations, loading, check, rebuild)."""

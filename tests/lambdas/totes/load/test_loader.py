@@ -1,0 +1,295 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pytest
+
+from totes.batches import dated_key, manifest_key, new_batch_id
+from totes.errors import WarehouseError
+from totes.lake import Lake, LocalLake, parquet_bytes, put_json
+from totes.load.loader import load_pending
+from totes.settings import DbSettings
+
+
+def _query(db: DbSettings, statement: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(**db.conninfo()) as conn:
+        return conn.execute(statement.encode()).fetchall()
+
+
+def test_first_batch_loads_every_table_with_exact_values(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    tables = {
+        **helpers.dimension_rows(),
+        "fact_sales_order": [helpers.sale(1)],
+        "fact_purchase_order": [helpers.purchase(1)],
+        "fact_payment": [helpers.payment(1)],
+    }
+    batch = processed_writer.commit(tables)
+
+    summary = load_pending(warehouse, processed_writer.lake)
+
+    assert summary["batches"] == [batch]
+    assert summary["rows"]["dim_date"] == 10
+    assert summary["rows"]["dim_staff"] == 2
+    assert summary["fact_versions_added"] == {
+        "fact_sales_order": 1,
+        "fact_purchase_order": 1,
+        "fact_payment": 1,
+    }
+    # NULL stays NULL and an empty string stays empty through the CSV staging
+    assert _query(warehouse, "SELECT location_id, district FROM dim_location ORDER BY 1") == [
+        (1, None),
+        (2, ""),
+    ]
+    assert _query(warehouse, "SELECT counterparty_legal_name FROM dim_counterparty") == [
+        ('Acme, "Ltd"',)
+    ]
+    row = _query(
+        warehouse,
+        "SELECT sales_record_id, created_time, unit_price, agreed_delivery_date, batch_id, "
+        "sequence, is_deleted FROM fact_sales_order",
+    )[0]
+    assert row[0] == 1
+    assert row[1] == time(9, 0, 10, 123000)
+    assert str(row[2]) == "2.50"
+    assert row[3] == helpers.day.replace(day=4)
+    assert row[4:] == (batch, 1, False)
+    assert _query(
+        warehouse, "SELECT day_name, day_of_week FROM dim_date WHERE date_id = '2024-02-04'"
+    ) == [("Sunday", 7)]
+    assert _query(warehouse, "SELECT batch_id, sequence FROM warehouse_batch_ledger") == [
+        (batch, 1)
+    ]
+
+
+def test_a_loaded_batch_is_never_loaded_again(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1)]})
+    load_pending(warehouse, processed_writer.lake)
+    before = helpers.dump_warehouse(warehouse)
+
+    again = load_pending(warehouse, processed_writer.lake)
+
+    assert again["batches"] == []
+    assert helpers.dump_warehouse(warehouse) == before
+
+
+def test_history_same_version_twice_adds_nothing_and_a_change_adds_one_row(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    processed_writer.commit(
+        {**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1), helpers.sale(2)]}
+    )
+    # an overlapping re-read delivers the same version of order 1 again
+    processed_writer.commit({"fact_sales_order": [helpers.sale(1)]})
+    # the brief's example: units_sold of order 2 updated, last_updated bumped
+    processed_writer.commit({"fact_sales_order": [helpers.sale(2, units=7, minute=30)]})
+
+    summary = load_pending(warehouse, processed_writer.lake)
+
+    assert summary["fact_versions_added"]["fact_sales_order"] == 3
+    assert len(summary["batches"]) == 3
+    assert _query(
+        warehouse, "SELECT sales_order_id, units_sold FROM fact_sales_order ORDER BY 1, 2"
+    ) == [(1, 100), (2, 7), (2, 100)]
+    assert _query(
+        warehouse,
+        "SELECT sales_order_id, units_sold FROM fact_sales_order_current ORDER BY 1",
+    ) == [(1, 100), (2, 7)]
+
+
+def test_silent_edit_is_a_new_version_and_current_follows_capture_order(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1)]})
+    # same last_updated, different design: only the content hash tells the versions apart
+    processed_writer.commit({"fact_sales_order": [helpers.sale(1, design_id=2)]})
+
+    load_pending(warehouse, processed_writer.lake)
+
+    assert _query(
+        warehouse, "SELECT sales_record_id, design_id FROM fact_sales_order ORDER BY 1"
+    ) == [(1, 1), (2, 2)]
+    assert _query(warehouse, "SELECT design_id FROM fact_sales_order_current") == [(2,)]
+
+
+def test_record_ids_follow_capture_order_inside_a_batch(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    rows = [helpers.sale(3), helpers.sale(1), helpers.sale(2)]
+    for position, row in enumerate(rows):
+        row["capture_seq"] = [2, 0, 1][position]
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": rows})
+
+    load_pending(warehouse, processed_writer.lake)
+
+    assert _query(
+        warehouse, "SELECT sales_record_id, sales_order_id FROM fact_sales_order ORDER BY 1"
+    ) == [(1, 1), (2, 2), (3, 3)]
+
+
+def test_payment_flip_keeps_two_versions_and_a_deletion_marker_hides_the_id(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    processed_writer.commit(
+        {
+            **helpers.dimension_rows(),
+            "fact_payment": [helpers.payment(1), helpers.payment(2)],
+        }
+    )
+    processed_writer.commit({"fact_payment": [helpers.payment(1, paid=True)]})
+    marker = helpers.payment(2)
+    marker["is_deleted"] = True
+    processed_writer.commit({"fact_payment": [marker]})
+
+    load_pending(warehouse, processed_writer.lake)
+
+    assert _query(
+        warehouse, "SELECT payment_id, paid, is_deleted FROM fact_payment ORDER BY 1, 2, 3"
+    ) == [(1, False, False), (1, True, False), (2, False, False), (2, False, True)]
+    assert _query(warehouse, "SELECT payment_id, paid FROM fact_payment_current") == [(1, True)]
+
+
+def test_dimensions_take_the_latest_values_and_unchanged_rows_are_not_counted(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    dims = helpers.dimension_rows()
+    processed_writer.commit(dims)
+    staff = [dict(r) for r in dims["dim_staff"]]
+    staff[1]["location"] = "Leeds"
+    processed_writer.commit({"dim_staff": staff, "dim_date": dims["dim_date"][:2]})
+
+    summary = load_pending(warehouse, processed_writer.lake)
+
+    assert summary["rows"]["dim_staff"] == 3  # 2 inserted, then 1 changed
+    assert summary["rows"]["dim_date"] == 10  # known dates are kept, not rewritten
+    assert _query(warehouse, "SELECT staff_id, location FROM dim_staff ORDER BY 1") == [
+        (1, "Leds"),
+        (2, "Leeds"),
+    ]
+
+
+def test_a_failing_batch_rolls_back_whole_and_names_table_and_key(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    good = processed_writer.commit(
+        {**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1)]}
+    )
+    processed_writer.commit(
+        {
+            "dim_design": [
+                {"design_id": 9, "design_name": "x", "file_location": "/", "file_name": "f"}
+            ],
+            "fact_sales_order": [helpers.sale(2, design_id=77)],
+        }
+    )
+
+    with pytest.raises(WarehouseError) as caught:
+        load_pending(warehouse, processed_writer.lake)
+
+    message = str(caught.value)
+    assert "table=fact_sales_order" in message
+    assert "key=design_id=77" in message
+    assert "\n" not in message
+    assert _query(warehouse, "SELECT batch_id FROM warehouse_batch_ledger") == [(good,)]
+    assert _query(warehouse, "SELECT count(*) FROM dim_design WHERE design_id = 9") == [(0,)]
+    assert _query(warehouse, "SELECT count(*) FROM fact_sales_order") == [(1,)]
+
+
+def test_crash_between_dimensions_and_facts_then_rerun_equals_a_clean_run(
+    new_warehouse: Any, processed_writer: Any, helpers: Any
+) -> None:
+    processed_writer.commit(
+        {**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1), helpers.sale(2)]}
+    )
+    processed_writer.commit(
+        {
+            "dim_design": [
+                {"design_id": 5, "design_name": "New", "file_location": "/", "file_name": "f"}
+            ],
+            "fact_sales_order": [helpers.sale(2, units=1, minute=9), helpers.sale(3)],
+            "fact_payment": [helpers.payment(1)],
+        }
+    )
+    clean = new_warehouse()
+    load_pending(clean, processed_writer.lake)
+
+    crashed = new_warehouse()
+    with psycopg.connect(**crashed.conninfo(), autocommit=True) as conn:
+        # fails the first fact insert of the second batch, after its dimensions were merged
+        conn.execute(
+            """
+            CREATE TABLE crash_once (fired boolean);
+            CREATE FUNCTION crash() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.sequence = 2 AND NOT EXISTS (SELECT 1 FROM crash_once) THEN
+                    RAISE EXCEPTION 'injected crash';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER crash BEFORE INSERT ON fact_sales_order
+                FOR EACH ROW EXECUTE FUNCTION crash();
+            """
+        )
+    with pytest.raises(WarehouseError, match="injected crash"):
+        load_pending(crashed, processed_writer.lake)
+    assert _query(crashed, "SELECT count(*) FROM dim_design WHERE design_id = 5") == [(0,)]
+    _query(crashed, "INSERT INTO crash_once VALUES (true) RETURNING fired")
+
+    load_pending(crashed, processed_writer.lake)
+
+    assert helpers.dump_warehouse(crashed) == helpers.dump_warehouse(clean)
+
+
+def test_loading_needs_a_migrated_warehouse(
+    empty_database: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    processed_writer.commit(helpers.dimension_rows())
+    with pytest.raises(WarehouseError, match="not migrated"):
+        load_pending(empty_database, processed_writer.lake)
+
+
+def test_a_warehouse_loaded_from_another_history_is_refused(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any, tmp_path: Path
+) -> None:
+    processed_writer.commit(helpers.dimension_rows())
+    load_pending(warehouse, processed_writer.lake)
+    # Another processed lake whose sequence 1 is a different batch, followed by a sequence 2:
+    # loading its sequence 2 on top would mix two histories.
+    other = LocalLake(tmp_path / "other")
+    for sequence in (1, 2):
+        batch = new_batch_id(processed_writer.clock.replace(year=2027 + sequence))
+        put_json(
+            other,
+            manifest_key(sequence),
+            {"format": 1, "kind": "processed", "batch_id": batch, "sequence": sequence},
+        )
+    with pytest.raises(WarehouseError, match="loaded from another history"):
+        load_pending(warehouse, other)
+
+
+def test_a_processed_file_missing_a_column_is_a_warehouse_error(
+    warehouse: DbSettings, local_lake: Lake, helpers: Any
+) -> None:
+    batch = new_batch_id(datetime.now(UTC))
+    key = dated_key("dim_currency", batch)
+    local_lake.put(key, parquet_bytes(pa.table({"currency_id": [1]})))
+    put_json(
+        local_lake,
+        manifest_key(1),
+        {
+            "format": 1,
+            "kind": "processed",
+            "batch_id": batch,
+            "sequence": 1,
+            "tables": {"dim_currency": {"key": key, "rows": 1}},
+        },
+    )
+    with pytest.raises(WarehouseError, match="lacks column"):
+        load_pending(warehouse, local_lake)
