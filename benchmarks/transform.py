@@ -32,11 +32,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from totes_dev.landing import with_landing_columns
 from totes_dev.source.formats import snapshot_root
 
+from totes.contracts.ingestion import land_rows, to_landing_types
 from totes.lake import LocalLake, S3Lake
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
-from totes.transform.landing import to_landing_types, with_landing_columns, write_ingestion_batch
 from totes.transform.transformer import transform_pending
 
 
@@ -63,7 +64,7 @@ def generated(scale: float, seed: int = 1) -> dict[str, pa.Table]:
 
 def land(lake: Any, tables: dict[str, pa.Table]) -> str:
     rows = {name: with_landing_columns(name, t) for name, t in tables.items()}
-    return write_ingestion_batch(lake, rows, run_id="benchmark")
+    return land_rows(lake, rows, run_id="benchmark")
 
 
 def full_first(scale: float, workdir: Path) -> dict[str, Any]:

@@ -1,13 +1,21 @@
-"""The 11 warehouse tables as data: the allow-list every generated SQL statement draws from.
+"""The 11 warehouse tables, each declared once: columns, SQL types, nullability, where each column
+comes from in the source, and what a fact column refers to.
 
-Column names and SQL types are those of the course warehouse, unchanged; the Arrow types are the
-processed lake's contract. Facts add the version metadata that makes loading idempotent and
-history ordered (see ``docs/warehouse.md``).
+Everything else is derived from these declarations: the transform's output schema and mapping
+rules (:mod:`totes.transform.rules`), the load's staging tables and merge SQL
+(:mod:`totes.load.merge`), the check's comparisons. The migration SQL stays SQL, and a test fails
+when it and these declarations disagree. Column names and SQL types are those of the course
+warehouse, unchanged; facts add the version metadata of :data:`FACT_METADATA` that makes loading
+idempotent and history ordered (see ``docs/warehouse.md``). Identifiers here are the allow-list
+every generated SQL statement draws from.
+
+To add a column to a fact: declare it here (with its source column) and add one migration; see
+``docs/warehouse.md``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -25,16 +33,36 @@ _ARROW = {
     "bigint": pa.int64(),
 }
 
+# How a warehouse column is built from its source column.
+COPY = "copy"  # as it is
+DATE_PART = "date"  # the date of a timestamp
+TIME_PART = "time"  # the time of day of a timestamp
+TEXT_DATE = "text_date"  # a YYYY-MM-DD text parsed to a date
+DERIVED = "derived"  # computed by a rule with no single source column (currency_name, dim_date)
+
 
 @dataclass(frozen=True)
 class WColumn:
     name: str
     sql_type: str
     nullable: bool = False
+    source: str | None = None  # the source column it is built from
+    build: str = COPY
+    joined: bool = False  # the source column belongs to the table's join, not its own source
+    references: str | None = None  # the warehouse table a fact column refers to
 
     @property
     def arrow_type(self) -> pa.DataType:
         return _ARROW[self.sql_type]
+
+
+@dataclass(frozen=True)
+class Join:
+    """A dimension built from two source tables: its own, and ``table`` that ``foreign_key``
+    (a column of its own table) points at."""
+
+    table: str
+    foreign_key: str
 
 
 @dataclass(frozen=True)
@@ -43,8 +71,9 @@ class WarehouseTable:
     kind: str  # "date", "dimension" or "fact"
     key: str  # dimension key, or a fact's natural (source) id
     columns: tuple[WColumn, ...]  # the course columns, without a fact's record id
+    source: str | None = None  # the source table it is built from (None: dim_date)
+    join: Join | None = None
     record_id: str | None = None
-    references: dict[str, str] = field(default_factory=dict)  # fact column -> dimension table
 
     @property
     def column_names(self) -> list[str]:
@@ -55,12 +84,23 @@ class WarehouseTable:
         return self.kind == "fact"
 
     @property
+    def references(self) -> dict[str, str]:
+        """Fact column -> the warehouse table it refers to."""
+        return {c.name: c.references for c in self.columns if c.references}
+
+    @property
     def staged_columns(self) -> tuple[WColumn, ...]:
         """What a processed Parquet file carries for this table, in COPY order."""
         return self.columns + (FACT_METADATA if self.is_fact else ())
 
     @property
+    def data_schema(self) -> pa.Schema:
+        """The transform's output: the course columns with their exact Arrow types."""
+        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
+
+    @property
     def arrow_schema(self) -> pa.Schema:
+        """A processed file, metadata included, as the load stages it."""
         return pa.schema(
             [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.staged_columns]
         )
@@ -79,6 +119,7 @@ class WarehouseTable:
         return f"{self.name}_version_key"
 
 
+# Load metadata of every fact row; their Arrow types are what the processed lake carries.
 FACT_METADATA: tuple[WColumn, ...] = (
     WColumn("content_hash", "text"),
     WColumn("batch_id", "text"),
@@ -88,36 +129,66 @@ FACT_METADATA: tuple[WColumn, ...] = (
 )
 
 
-def _c(name: str, sql_type: str = "integer", nullable: bool = False) -> WColumn:
-    return WColumn(name, sql_type, nullable)
+def _int(
+    name: str,
+    source: str | None = None,
+    *,
+    nullable: bool = False,
+    references: str | None = None,
+) -> WColumn:
+    return WColumn(name, "integer", nullable, source or name, references=references)
 
 
-def _v(name: str, nullable: bool = False) -> WColumn:
-    return WColumn(name, "varchar", nullable)
+def _text(
+    name: str, source: str | None = None, *, nullable: bool = False, joined: bool = False
+) -> WColumn:
+    return WColumn(name, "varchar", nullable, source or name, joined=joined)
 
 
+def _money(name: str) -> WColumn:
+    return WColumn(name, "numeric(10,2)", source=name)
+
+
+def _text_date(name: str) -> WColumn:
+    return WColumn(name, "date", source=name, build=TEXT_DATE, references="dim_date")
+
+
+# created_at and last_updated, split into a date (a dim_date reference) and a time.
 _STAMPS = (
-    _c("created_date", "date"),
-    _c("created_time", "time"),
-    _c("last_updated_date", "date"),
-    _c("last_updated_time", "time"),
+    WColumn("created_date", "date", source="created_at", build=DATE_PART, references="dim_date"),
+    WColumn("created_time", "time", source="created_at", build=TIME_PART),
+    WColumn(
+        "last_updated_date",
+        "date",
+        source="last_updated",
+        build=DATE_PART,
+        references="dim_date",
+    ),
+    WColumn("last_updated_time", "time", source="last_updated", build=TIME_PART),
 )
+
+
+def _calendar(name: str, sql_type: str) -> WColumn:
+    return WColumn(name, sql_type, build=DERIVED)
+
 
 DIM_DATE = WarehouseTable(
     "dim_date",
     "date",
     "date_id",
     (
-        _c("date_id", "date"),
-        _c("year"),
-        _c("month"),
-        _c("day"),
-        _c("day_of_week"),
-        _v("day_name"),
-        _v("month_name"),
-        _c("quarter"),
+        _calendar("date_id", "date"),
+        _calendar("year", "integer"),
+        _calendar("month", "integer"),
+        _calendar("day", "integer"),
+        _calendar("day_of_week", "integer"),
+        _calendar("day_name", "varchar"),
+        _calendar("month_name", "varchar"),
+        _calendar("quarter", "integer"),
     ),
 )
+
+_ADDRESS_PARTS = ("address_line_1", "address_line_2", "district", "city", "postal_code", "country")
 
 DIMENSIONS: tuple[WarehouseTable, ...] = (
     WarehouseTable(
@@ -125,85 +196,91 @@ DIMENSIONS: tuple[WarehouseTable, ...] = (
         "dimension",
         "staff_id",
         (
-            _c("staff_id"),
-            _v("first_name"),
-            _v("last_name"),
-            _v("department_name"),
-            _v("location"),
-            _v("email_address"),
+            _int("staff_id"),
+            _text("first_name"),
+            _text("last_name"),
+            _text("department_name", joined=True),
+            _text("location", joined=True),
+            _text("email_address"),
         ),
+        source="staff",
+        join=Join("department", "department_id"),
     ),
     WarehouseTable(
         "dim_location",
         "dimension",
         "location_id",
         (
-            _c("location_id"),
-            _v("address_line_1"),
-            _v("address_line_2", nullable=True),
-            _v("district", nullable=True),
-            _v("city"),
-            _v("postal_code"),
-            _v("country"),
-            _v("phone"),
+            _int("location_id", "address_id"),
+            _text("address_line_1"),
+            _text("address_line_2", nullable=True),
+            _text("district", nullable=True),
+            _text("city"),
+            _text("postal_code"),
+            _text("country"),
+            _text("phone"),
         ),
+        source="address",
     ),
     WarehouseTable(
         "dim_design",
         "dimension",
         "design_id",
-        (_c("design_id"), _v("design_name"), _v("file_location"), _v("file_name")),
+        (_int("design_id"), _text("design_name"), _text("file_location"), _text("file_name")),
+        source="design",
     ),
     WarehouseTable(
         "dim_currency",
         "dimension",
         "currency_id",
-        (_c("currency_id"), _v("currency_code"), _v("currency_name")),
+        (
+            _int("currency_id"),
+            _text("currency_code"),
+            WColumn("currency_name", "varchar", build=DERIVED),  # looked up from the code
+        ),
+        source="currency",
     ),
     WarehouseTable(
         "dim_counterparty",
         "dimension",
         "counterparty_id",
         (
-            _c("counterparty_id"),
-            _v("counterparty_legal_name"),
-            _v("counterparty_legal_address_line_1"),
-            _v("counterparty_legal_address_line_2", nullable=True),
-            _v("counterparty_legal_district", nullable=True),
-            _v("counterparty_legal_city"),
-            _v("counterparty_legal_postal_code"),
-            _v("counterparty_legal_country"),
-            _v("counterparty_legal_phone_number"),
+            _int("counterparty_id"),
+            _text("counterparty_legal_name"),
+            *(
+                _text(
+                    f"counterparty_legal_{part}",
+                    part,
+                    nullable=part in ("address_line_2", "district"),
+                    joined=True,
+                )
+                for part in _ADDRESS_PARTS
+            ),
+            _text("counterparty_legal_phone_number", "phone", joined=True),
         ),
+        source="counterparty",
+        join=Join("address", "legal_address_id"),
     ),
     WarehouseTable(
         "dim_payment_type",
         "dimension",
         "payment_type_id",
-        (_c("payment_type_id"), _v("payment_type_name")),
+        (_int("payment_type_id"), _text("payment_type_name")),
+        source="payment_type",
     ),
     WarehouseTable(
         "dim_transaction",
         "dimension",
         "transaction_id",
         (
-            _c("transaction_id"),
-            _v("transaction_type"),
-            _c("sales_order_id", nullable=True),
-            _c("purchase_order_id", nullable=True),
+            _int("transaction_id"),
+            _text("transaction_type"),
+            _int("sales_order_id", nullable=True),
+            _int("purchase_order_id", nullable=True),
         ),
+        source="transaction",
     ),
 )
-
-_ORDER_REFS = {
-    "created_date": "dim_date",
-    "last_updated_date": "dim_date",
-    "counterparty_id": "dim_counterparty",
-    "currency_id": "dim_currency",
-    "agreed_payment_date": "dim_date",
-    "agreed_delivery_date": "dim_date",
-    "agreed_delivery_location_id": "dim_location",
-}
 
 FACTS: tuple[WarehouseTable, ...] = (
     WarehouseTable(
@@ -211,66 +288,58 @@ FACTS: tuple[WarehouseTable, ...] = (
         "fact",
         "sales_order_id",
         (
-            _c("sales_order_id"),
+            _int("sales_order_id"),
             *_STAMPS,
-            _c("sales_staff_id"),
-            _c("counterparty_id"),
-            _c("units_sold"),
-            _c("unit_price", "numeric(10,2)"),
-            _c("currency_id"),
-            _c("design_id"),
-            _c("agreed_payment_date", "date"),
-            _c("agreed_delivery_date", "date"),
-            _c("agreed_delivery_location_id"),
+            _int("sales_staff_id", "staff_id", references="dim_staff"),
+            _int("counterparty_id", references="dim_counterparty"),
+            _int("units_sold"),
+            _money("unit_price"),
+            _int("currency_id", references="dim_currency"),
+            _int("design_id", references="dim_design"),
+            _text_date("agreed_payment_date"),
+            _text_date("agreed_delivery_date"),
+            _int("agreed_delivery_location_id", references="dim_location"),
         ),
+        source="sales_order",
         record_id="sales_record_id",
-        references={**_ORDER_REFS, "sales_staff_id": "dim_staff", "design_id": "dim_design"},
     ),
     WarehouseTable(
         "fact_purchase_order",
         "fact",
         "purchase_order_id",
         (
-            _c("purchase_order_id"),
+            _int("purchase_order_id"),
             *_STAMPS,
-            _c("staff_id"),
-            _c("counterparty_id"),
-            _v("item_code"),
-            _c("item_quantity"),
-            _c("item_unit_price", "numeric(10,2)"),
-            _c("currency_id"),
-            _c("agreed_delivery_date", "date"),
-            _c("agreed_payment_date", "date"),
-            _c("agreed_delivery_location_id"),
+            _int("staff_id", references="dim_staff"),
+            _int("counterparty_id", references="dim_counterparty"),
+            _text("item_code"),
+            _int("item_quantity"),
+            _money("item_unit_price"),
+            _int("currency_id", references="dim_currency"),
+            _text_date("agreed_delivery_date"),
+            _text_date("agreed_payment_date"),
+            _int("agreed_delivery_location_id", references="dim_location"),
         ),
+        source="purchase_order",
         record_id="purchase_record_id",
-        references={**_ORDER_REFS, "staff_id": "dim_staff"},
     ),
     WarehouseTable(
         "fact_payment",
         "fact",
         "payment_id",
         (
-            _c("payment_id"),
+            _int("payment_id"),
             *_STAMPS,
-            _c("transaction_id"),
-            _c("counterparty_id"),
-            _c("payment_amount", "numeric(10,2)"),
-            _c("currency_id"),
-            _c("payment_type_id"),
-            _c("paid", "boolean"),
-            _c("payment_date", "date"),
+            _int("transaction_id", references="dim_transaction"),
+            _int("counterparty_id", references="dim_counterparty"),
+            _money("payment_amount"),
+            _int("currency_id", references="dim_currency"),
+            _int("payment_type_id", references="dim_payment_type"),
+            WColumn("paid", "boolean", source="paid"),
+            _text_date("payment_date"),
         ),
+        source="payment",
         record_id="payment_record_id",
-        references={
-            "created_date": "dim_date",
-            "last_updated_date": "dim_date",
-            "transaction_id": "dim_transaction",
-            "counterparty_id": "dim_counterparty",
-            "currency_id": "dim_currency",
-            "payment_type_id": "dim_payment_type",
-            "payment_date": "dim_date",
-        },
     ),
 )
 

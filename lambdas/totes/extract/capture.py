@@ -17,8 +17,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from totes.batches import dated_key
-from totes.contracts.ingestion import TableEntry, Tail, schema_json
+from totes.contracts.ingestion import (
+    DELETE,
+    HASH_COLUMN,
+    OP_COLUMN,
+    UPSERT,
+    TableEntry,
+    Tail,
+    data_key,
+    landing_schema,
+    schema_json,
+    state_key,
+)
 from totes.extract.diff import (
     CAPTURED_SCHEMA,
     STATE_SCHEMA,
@@ -27,29 +37,12 @@ from totes.extract.diff import (
     merge_state,
     tail_fingerprint,
 )
-from totes.extract.sql import HASH_COLUMN, OP_COLUMN
 from totes.extract.window import lower_bound
 from totes.lake import Lake, parquet_bytes, read_parquet
 from totes.tables import TIMESTAMP, SourceTable
 
-UPSERT = "upsert"
-DELETE = "delete"
 # Rows per row group of a state object (each slice of the captured rows gets its batch id then).
 STATE_ROW_GROUP_ROWS = 1 << 17
-
-
-def landing_schema(table: SourceTable, extras: Sequence[str]) -> pa.Schema:
-    fields = list(table.arrow_schema)
-    fields += [pa.field(name, pa.string()) for name in extras]
-    fields += [
-        pa.field(HASH_COLUMN, pa.string(), nullable=False),
-        pa.field(OP_COLUMN, pa.string(), nullable=False),
-    ]
-    return pa.schema(fields)
-
-
-def state_key(table: str, batch_id: str) -> str:
-    return f"_state/{table}/{batch_id}.parquet"
 
 
 @dataclass(frozen=True)
@@ -91,7 +84,7 @@ def tombstones(lake: Lake, table: SourceTable, vanished: pa.Table, schema: pa.Sc
     parts: list[pa.Table] = []
     for batch_id in pc.unique(vanished.column("batch_id")).to_pylist():
         keys = vanished.filter(pc.equal(vanished.column("batch_id"), batch_id)).column("pk")
-        old = read_parquet(lake, dated_key(table.name, batch_id))
+        old = read_parquet(lake, data_key(table.name, batch_id))
         rows = old.filter(pc.is_in(old.column(table.primary_key), value_set=keys.combine_chunks()))
         rows = rows.drop_columns([OP_COLUMN]) if OP_COLUMN in rows.column_names else rows
         rows = rows.append_column(OP_COLUMN, pa.repeat(pa.scalar(DELETE), rows.num_rows))
@@ -186,7 +179,7 @@ def capture_table(
         landed_rows = pq.read_table(io.BytesIO(data)) if data else schema.empty_table()
         data = parquet_bytes(pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk))
         del landed_rows
-    key = dated_key(table.name, batch_id)
+    key = data_key(table.name, batch_id)
     lake.put(key, data)
     data_bytes = len(data)
     del data

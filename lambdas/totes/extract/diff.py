@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from totes.contracts.ingestion import Fingerprint
 from totes.tables import TIMESTAMP
 
 STATE_SCHEMA = pa.schema(
@@ -159,15 +160,6 @@ def merge_state_sorted(state: pa.Table, captured: pa.Table, deleted_keys: np.nda
     kept = state.filter(pa.array(~np.isin(state.column("pk").to_numpy(), replaced)))
     merged = pa.concat_tables([kept, captured.select(STATE_SCHEMA.names).cast(STATE_SCHEMA)])
     return merged.sort_by("pk").combine_chunks()
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """Row count, newest last_updated and key sum of rows with ``last_updated >= since``."""
-
-    rows: int
-    newest: datetime | None
-    key_sum: int
 
 
 def tail_fingerprint(state: pa.Table, since: datetime | None) -> Fingerprint:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from totes.contracts.ingestion import HASH_COLUMN, OP_COLUMN
 from totes.errors import SchemaDriftError, SourceError
-from totes.extract.sql import HASH_COLUMN, OP_COLUMN
 from totes.tables import MONEY, TIMESTAMP, Column, SourceTable
 
 _INTEGER = {"smallint", "integer", "bigint"}

@@ -16,33 +16,27 @@ import psycopg
 import pyarrow as pa
 
 from totes.batches import new_batch_id
-from totes.commits import commit, newest
+from totes.commits import commit
 from totes.contracts.ingestion import (
+    Fingerprint,
     Previous,
     TableEntry,
     Tail,
     build_manifest,
-    parse_previous,
+    landing_schema,
+    load_previous,
     schema_json,
 )
 from totes.db import connect
 from totes.errors import SourceError, reason
 from totes.extract import reader
-from totes.extract.capture import capture_table, landing_schema
-from totes.extract.diff import Fingerprint
+from totes.extract.capture import capture_table
 from totes.extract.drift import new_columns
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
 from totes.lake import Lake
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
-
-
-def load_previous(lake: Lake) -> Previous:
-    latest = newest(lake)
-    if latest is None:
-        return Previous()
-    return parse_previous(latest.key, latest.document)
 
 
 def committed_watermark(lake: Lake) -> datetime | None:

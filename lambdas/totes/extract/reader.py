@@ -14,16 +14,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from totes.contracts.ingestion import HASH_COLUMN, Fingerprint
 from totes.errors import SourceError, reason
-from totes.extract.diff import Fingerprint
 from totes.extract.drift import CatalogColumn
-from totes.extract.sql import (
-    COLUMNS_QUERY,
-    HASH_COLUMN,
-    SESSION_SETUP,
-    copy_rows_sql,
-    tails_sql,
-)
+from totes.extract.sql import COLUMNS_QUERY, SESSION_SETUP, copy_rows_sql, tails_sql
 from totes.tables import SourceTable
 
 BLOCK_BYTES = 8 << 20

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from totes.contracts.ingestion import HASH_COLUMN
 from totes.tables import SourceTable
-
-HASH_COLUMN = "_content_hash"
-OP_COLUMN = "_op"
 
 # One query for the whole catalog check, run on every invocation. It reads pg_catalog directly
 # (information_schema.columns costs tens of milliseconds) but returns the information_schema

@@ -17,14 +17,6 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def format_naive(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="milliseconds")
-
-
-def parse_naive(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 def lower_bound(watermark: datetime | None, overlap: timedelta) -> datetime | None:
     """Where the next re-read starts: the overlap catches rows that commit late with a
     ``last_updated`` slightly in the past. None (read from the beginning) before any capture."""

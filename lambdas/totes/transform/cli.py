@@ -1,16 +1,29 @@
-"""``totes quarantine ...``: see quarantined rows and send them back through the pipeline."""
+"""``totes quarantine list | replay``: see quarantined rows and send them back through the
+pipeline after the cause is fixed."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import timedelta
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    quarantine = subparsers.add_parser("quarantine", help="rows the transform set aside")
+    quarantine = subparsers.add_parser(
+        "quarantine",
+        help="rows the transform set aside",
+        description="Rows that broke a transform rule are kept in the processed lake under "
+        "_quarantine/, with the reason, instead of being dropped.",
+    )
     commands = quarantine.add_subparsers(dest="quarantine_command", required=True)
 
-    listing = commands.add_parser("list", help="quarantine objects with their rows and reasons")
+    listing = commands.add_parser(
+        "list",
+        help="every quarantined row: table, key, reason",
+        description="Print one JSON line per quarantined row: the quarantine object it is in "
+        "(the key `replay` takes), the source table, the row's primary key and why it was "
+        "set aside.",
+    )
     listing.set_defaults(handler=_list)
 
     replay = commands.add_parser(
@@ -31,30 +44,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _list(args: argparse.Namespace) -> int:
-    import pyarrow.compute as pc
-
+    from totes.contracts.processed import QUARANTINE_PREFIX
     from totes.lake import open_lake, read_parquet
     from totes.settings import processed_lake
 
     processed = open_lake(processed_lake())
-    for key in processed.list("_quarantine/"):
-        records = read_parquet(processed, key)
-        reasons = pc.value_counts(records.column("reason")).to_pylist()
-        print(
-            json.dumps(
-                {
-                    "key": key,
-                    "rows": records.num_rows,
-                    "reasons": {r["values"]: r["counts"] for r in reasons},
-                }
-            )
-        )
+    for key in processed.list(QUARANTINE_PREFIX):
+        records = read_parquet(processed, key).select(["table", "key", "reason"])
+        for record in records.to_pylist():
+            print(json.dumps({"object": key, **record}))
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from datetime import timedelta
-
     from totes.lake import open_lake
     from totes.lock.lease import (
         COMMAND_LEASE_TTL,

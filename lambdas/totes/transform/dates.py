@@ -18,6 +18,8 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from totes.contracts.warehouse import DIM_DATE
+
 DATE = pa.date32()
 TIME = pa.time32("ms")
 
@@ -37,18 +39,7 @@ MONTH_NAMES = (
     "December",
 )
 
-DIM_DATE_SCHEMA = pa.schema(
-    [
-        pa.field("date_id", DATE),
-        pa.field("year", pa.int64()),
-        pa.field("month", pa.int64()),
-        pa.field("day", pa.int64()),
-        pa.field("day_of_week", pa.int64()),
-        pa.field("day_name", pa.string()),
-        pa.field("month_name", pa.string()),
-        pa.field("quarter", pa.int64()),
-    ]
-)
+DIM_DATE_SCHEMA = DIM_DATE.data_schema
 
 _TEXT_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 

@@ -13,15 +13,7 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        pa.field("table", pa.string(), nullable=False),
-        pa.field("key", pa.int64()),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("row_json", pa.string(), nullable=False),
-    ]
-)
-
+from totes.contracts.processed import QUARANTINE_SCHEMA
 
 # Position of a row in its landed file, added by the transformer: not an original value.
 CAPTURE_SEQ = "_capture_seq"
@@ -60,8 +52,10 @@ def row_json(rows: pa.Table) -> pa.Array:
             if name != CAPTURE_SEQ
         }
     )
-    lines = as_text.to_pandas().to_json(orient="records", lines=True, force_ascii=False)
-    return pa.array(lines.strip("\n").split("\n"), pa.string())
+    # Bad rows are few: one json.dumps each is simpler than any columnar JSON writer.
+    return pa.array(
+        [json.dumps(row, ensure_ascii=False) for row in as_text.to_pylist()], pa.string()
+    )
 
 
 def quarantine_records(table: str, rows: pa.Table, reasons: Reasons, key_column: str) -> pa.Table:

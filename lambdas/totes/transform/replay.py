@@ -14,26 +14,25 @@ the processed current state) is skipped: replaying it would roll a dimension bac
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from totes.commits import newest
+from totes.contracts.ingestion import land_rows, to_landing_types
+from totes.contracts.processed import is_quarantine_of
 from totes.errors import TransformError
 from totes.lake import Lake, read_parquet
 from totes.tables import source_table
-from totes.transform.landing import to_landing_types, write_ingestion_batch
+from totes.transform.quarantine import original_rows
 from totes.transform.transformer import read_state
 
 
 def _original(table: str, records: pa.Table) -> pa.Table:
-    text = "\n".join(records.column("row_json").to_pylist())
-    frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
-    rows = pa.Table.from_pandas(frame.astype(object), preserve_index=False)
+    """The quarantined rows as landed: every value comes back as the text it was kept as."""
+    rows = pa.Table.from_pylist(original_rows(records))
     rows = pa.table({n: pc.cast(rows.column(n), pa.string()) for n in rows.column_names})
     return to_landing_types(table, rows)
 
@@ -50,7 +49,7 @@ def replay(ingestion: Lake, processed: Lake, quarantine_keys: Sequence[str]) -> 
         if records.num_rows == 0:
             continue
         table = records.column("table")[0].as_py()
-        if not key.startswith(f"_quarantine/{table}/"):
+        if not is_quarantine_of(key, table):
             raise TransformError("quarantine object names another table", table=table, key=key)
         rows = _original(table, records)
         current = state.get(table)
@@ -77,7 +76,7 @@ def replay(ingestion: Lake, processed: Lake, quarantine_keys: Sequence[str]) -> 
     counts = {t: rows.num_rows for t, rows in merged.items() if rows.num_rows}
     if not counts:
         return {"manifest_key": None, "rows": {}, "skipped": skipped}
-    manifest = write_ingestion_batch(
+    manifest = land_rows(
         ingestion,
         {t: rows for t, rows in merged.items() if rows.num_rows},
         run_id="replay",

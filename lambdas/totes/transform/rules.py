@@ -25,244 +25,89 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from totes.contracts.ingestion import source_schema
+from totes.contracts.warehouse import (
+    DATE_PART,
+    DIM_DATE,
+    DIMENSIONS,
+    FACTS,
+    TABLES,
+    TEXT_DATE,
+    TIME_PART,
+)
+from totes.contracts.warehouse import LOAD_ORDER as WAREHOUSE_ORDER
 from totes.errors import TransformError
 from totes.tables import LOAD_ORDER, source_table
-from totes.transform.dates import (
-    DATE,
-    DIM_DATE_SCHEMA,
-    TIME,
-    calendar,
-    parse_text_dates,
-    split_timestamp,
-)
+from totes.transform.dates import DATE, calendar, parse_text_dates, split_timestamp
 from totes.transform.quarantine import Reasons, quarantine_records
 
 CURRENCY_NAMES: dict[str, str] = {"GBP": "Pound Sterling", "USD": "US Dollar", "EUR": "Euro"}
 
+# Everything below is read off the warehouse contract, where each table is declared once.
+WAREHOUSE_TABLES: tuple[str, ...] = tuple(t.name for t in WAREHOUSE_ORDER)
+FACT_SOURCES: dict[str, str] = {t.name: str(t.source) for t in FACTS}
+_SOURCED = tuple(t for t in WAREHOUSE_ORDER if t.source is not None)
+
 # Source tables whose current rows a dimension or a reference check needs.
-STATE_TABLES: tuple[str, ...] = (
-    "address",
-    "counterparty",
-    "currency",
-    "department",
-    "design",
-    "staff",
-    "payment_type",
-    "transaction",
+STATE_TABLES: tuple[str, ...] = tuple(
+    name
+    for name in LOAD_ORDER
+    if any(t.source == name or (t.join and t.join.table == name) for t in DIMENSIONS)
 )
 
-FACT_SOURCES: dict[str, str] = {
-    "fact_sales_order": "sales_order",
-    "fact_purchase_order": "purchase_order",
-    "fact_payment": "payment",
-}
 
-# (column, referenced source table): the id must exist in the batch or the current state.
+def _references(table: str) -> tuple[tuple[str, str], ...]:
+    """(column, referenced source table): the id must exist in the batch or the current state."""
+    found: list[tuple[str, str]] = []
+    for spec in _SOURCED:
+        if spec.source != table:
+            continue
+        if spec.join is not None:
+            found.append((spec.join.foreign_key, spec.join.table))
+        for column in spec.columns:
+            target = column.references
+            if target and target != DIM_DATE.name and column.source:
+                found.append((column.source, str(TABLES[target].source)))
+    return tuple(dict.fromkeys(found))
+
+
+def _text_dates(table: str) -> tuple[str, ...]:
+    return tuple(
+        str(c.source)
+        for spec in _SOURCED
+        if spec.source == table
+        for c in spec.columns
+        if c.build == TEXT_DATE
+    )
+
+
+def _required_columns(table: str) -> tuple[str, ...]:
+    """Source columns a NOT NULL warehouse column is built from, plus the keys joins follow."""
+    required: list[str] = [source_table(table).primary_key]
+    for spec in _SOURCED:
+        if spec.source == table:
+            required += [
+                str(c.source) for c in spec.columns if c.source and not c.nullable and not c.joined
+            ]
+            if spec.join is not None:
+                required.append(spec.join.foreign_key)
+        if spec.join is not None and spec.join.table == table:
+            required += [str(c.source) for c in spec.columns if c.joined and not c.nullable]
+    return tuple(dict.fromkeys(required))
+
+
 REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
-    "counterparty": (("legal_address_id", "address"),),
-    "staff": (("department_id", "department"),),
-    "sales_order": (
-        ("staff_id", "staff"),
-        ("counterparty_id", "counterparty"),
-        ("currency_id", "currency"),
-        ("design_id", "design"),
-        ("agreed_delivery_location_id", "address"),
-    ),
-    "purchase_order": (
-        ("staff_id", "staff"),
-        ("counterparty_id", "counterparty"),
-        ("currency_id", "currency"),
-        ("agreed_delivery_location_id", "address"),
-    ),
-    "payment": (
-        ("transaction_id", "transaction"),
-        ("counterparty_id", "counterparty"),
-        ("currency_id", "currency"),
-        ("payment_type_id", "payment_type"),
-    ),
+    name: refs for name in LOAD_ORDER if (refs := _references(name))
 }
-
 TEXT_DATES: dict[str, tuple[str, ...]] = {
-    "sales_order": ("agreed_delivery_date", "agreed_payment_date"),
-    "purchase_order": ("agreed_delivery_date", "agreed_payment_date"),
-    "payment": ("payment_date",),
+    name: dates for name in LOAD_ORDER if (dates := _text_dates(name))
 }
-
-# Kinds of warehouse column: copied as is, or derived from a source column.
-COPY, DATE_PART, TIME_PART, TEXT_DATE = "copy", "date", "time", "text_date"
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    source: str
-    kind: str = COPY
-    required: bool = True
-
-
-def _split(prefix: str, source: str) -> tuple[Target, Target]:
-    return Target(f"{prefix}_date", source, DATE_PART), Target(f"{prefix}_time", source, TIME_PART)
-
-
-def _same(*names: str) -> tuple[Target, ...]:
-    return tuple(Target(n, n) for n in names)
-
-
-_STAMPS = (*_split("created", "created_at"), *_split("last_updated", "last_updated"))
-
-# Warehouse columns in warehouse_schema.sql order (facts without the serial *_record_id).
-WAREHOUSE: dict[str, tuple[str, tuple[Target, ...]]] = {
-    "fact_sales_order": (
-        "sales_order",
-        (
-            Target("sales_order_id", "sales_order_id"),
-            *_STAMPS,
-            Target("sales_staff_id", "staff_id"),
-            *_same("counterparty_id", "units_sold", "unit_price", "currency_id", "design_id"),
-            Target("agreed_payment_date", "agreed_payment_date", TEXT_DATE),
-            Target("agreed_delivery_date", "agreed_delivery_date", TEXT_DATE),
-            Target("agreed_delivery_location_id", "agreed_delivery_location_id"),
-        ),
-    ),
-    "fact_purchase_order": (
-        "purchase_order",
-        (
-            Target("purchase_order_id", "purchase_order_id"),
-            *_STAMPS,
-            *_same("staff_id", "counterparty_id", "item_code", "item_quantity"),
-            *_same("item_unit_price", "currency_id"),
-            Target("agreed_delivery_date", "agreed_delivery_date", TEXT_DATE),
-            Target("agreed_payment_date", "agreed_payment_date", TEXT_DATE),
-            Target("agreed_delivery_location_id", "agreed_delivery_location_id"),
-        ),
-    ),
-    "fact_payment": (
-        "payment",
-        (
-            Target("payment_id", "payment_id"),
-            *_STAMPS,
-            *_same("transaction_id", "counterparty_id", "payment_amount", "currency_id"),
-            *_same("payment_type_id", "paid"),
-            Target("payment_date", "payment_date", TEXT_DATE),
-        ),
-    ),
-    "dim_staff": (
-        "staff",
-        (
-            *_same("staff_id", "first_name", "last_name", "department_name", "location"),
-            Target("email_address", "email_address"),
-        ),
-    ),
-    "dim_location": (
-        "address",
-        (
-            Target("location_id", "address_id"),
-            Target("address_line_1", "address_line_1"),
-            Target("address_line_2", "address_line_2", required=False),
-            Target("district", "district", required=False),
-            *_same("city", "postal_code", "country", "phone"),
-        ),
-    ),
-    "dim_design": ("design", _same("design_id", "design_name", "file_location", "file_name")),
-    "dim_currency": ("currency", _same("currency_id", "currency_code", "currency_name")),
-    "dim_counterparty": (
-        "counterparty",
-        (
-            Target("counterparty_id", "counterparty_id"),
-            Target("counterparty_legal_name", "counterparty_legal_name"),
-            Target("counterparty_legal_address_line_1", "address_line_1"),
-            Target("counterparty_legal_address_line_2", "address_line_2", required=False),
-            Target("counterparty_legal_district", "district", required=False),
-            Target("counterparty_legal_city", "city"),
-            Target("counterparty_legal_postal_code", "postal_code"),
-            Target("counterparty_legal_country", "country"),
-            Target("counterparty_legal_phone_number", "phone"),
-        ),
-    ),
-    "dim_transaction": (
-        "transaction",
-        (
-            Target("transaction_id", "transaction_id"),
-            Target("transaction_type", "transaction_type"),
-            Target("sales_order_id", "sales_order_id", required=False),
-            Target("purchase_order_id", "purchase_order_id", required=False),
-        ),
-    ),
-    "dim_payment_type": ("payment_type", _same("payment_type_id", "payment_type_name")),
-}
-
-WAREHOUSE_TABLES: tuple[str, ...] = (
-    "dim_date",
-    "dim_location",
-    "dim_counterparty",
-    "dim_staff",
-    "dim_design",
-    "dim_currency",
-    "dim_payment_type",
-    "dim_transaction",
-    "fact_sales_order",
-    "fact_purchase_order",
-    "fact_payment",
-)
-
-# Source columns a NOT NULL warehouse column is built from, beyond the ones mapped one to one.
-_EXTRA_REQUIRED: dict[str, tuple[str, ...]] = {
-    "counterparty": ("legal_address_id",),
-    "staff": ("department_id",),
-    "department": ("department_id", "department_name", "location"),
-}
-# Columns that come from the other side of a join, not from the dimension's own source table.
-_JOINED = {
-    "dim_staff": {"department_name", "location"},
-    "dim_counterparty": {
-        "address_line_1",
-        "address_line_2",
-        "district",
-        "city",
-        "postal_code",
-        "country",
-        "phone",
-    },
-    "dim_currency": {"currency_name"},
-}
-
-
-# The other side of each two-table dimension.
-_JOIN_OTHER = {"dim_staff": "department", "dim_counterparty": "address"}
-
-
-def _arrow_type(name: str, target: Target) -> pa.DataType:
-    if target.kind == TIME_PART:
-        return TIME
-    if target.kind in (DATE_PART, TEXT_DATE):
-        return DATE
-    if target.name == "currency_name":
-        return pa.string()
-    source = WAREHOUSE[name][0]
-    if target.source in _JOINED.get(name, set()):
-        source = _JOIN_OTHER[name]
-    return source_table(source).column(target.source).arrow_type
+REQUIRED: dict[str, tuple[str, ...]] = {name: _required_columns(name) for name in LOAD_ORDER}
 
 
 def warehouse_schema(name: str) -> pa.Schema:
     """The exact Arrow schema of a warehouse table's data columns."""
-    if name == "dim_date":
-        return DIM_DATE_SCHEMA
-    return pa.schema([pa.field(t.name, _arrow_type(name, t)) for t in WAREHOUSE[name][1]])
-
-
-def _required_columns(table: str) -> tuple[str, ...]:
-    required: list[str] = [source_table(table).primary_key]
-    for name, (source, targets) in WAREHOUSE.items():
-        if source != table:
-            continue
-        joined = _JOINED.get(name, set())
-        required += [t.source for t in targets if t.required and t.source not in joined]
-    required += _EXTRA_REQUIRED.get(table, ())
-    return tuple(dict.fromkeys(required))
-
-
-REQUIRED: dict[str, tuple[str, ...]] = {name: _required_columns(name) for name in LOAD_ORDER}
+    return TABLES[name].data_schema
 
 
 @dataclass(frozen=True)
@@ -283,14 +128,10 @@ class Model:
     changed_state: frozenset[str]
 
 
-def landing_schema(table: str) -> pa.Schema:
-    return pa.schema([pa.field(c.name, c.arrow_type) for c in source_table(table).columns])
-
-
 def _conform(table: str, rows: pa.Table | None) -> pa.Table:
     """Check the landed columns against the contract; keep extra columns for the record."""
     if rows is None:
-        return landing_schema(table).empty_table()
+        return source_schema(table).empty_table()
     for column in source_table(table).columns:
         if column.name not in rows.column_names:
             raise TransformError(f"landed rows lack column {column.name}", table=table)
@@ -308,7 +149,7 @@ def _conform(table: str, rows: pa.Table | None) -> pa.Table:
 
 def upsert(current: pa.Table | None, rows: pa.Table, table: str) -> pa.Table:
     """The current rows of ``table`` after ``rows`` replace theirs, sorted by key."""
-    schema = landing_schema(table)
+    schema = source_schema(table)
     key = source_table(table).primary_key
     incoming = rows.select(schema.names).cast(schema)
     if current is None:
@@ -349,18 +190,19 @@ def _screen(table: str, rows: pa.Table, state: Mapping[str, pa.Table]) -> Reason
 
 
 def _build(name: str, rows: pa.Table) -> pa.Table:
-    _, targets = WAREHOUSE[name]
-    schema = warehouse_schema(name)
+    spec = TABLES[name]
+    schema = spec.data_schema
     columns: list[pa.Array | pa.ChunkedArray] = []
-    for target in targets:
-        values = rows.column(target.source)
-        if target.kind == DATE_PART:
+    for column in spec.columns:
+        # A derived column is computed onto ``rows`` beforehand, under its own name.
+        values = rows.column(column.source or column.name)
+        if column.build == DATE_PART:
             values = split_timestamp(values)[0]
-        elif target.kind == TIME_PART:
+        elif column.build == TIME_PART:
             values = split_timestamp(values)[1]
-        elif target.kind == TEXT_DATE:
+        elif column.build == TEXT_DATE:
             values = parse_text_dates(values)[0]
-        columns.append(pc.cast(values, schema.field(target.name).type))
+        columns.append(pc.cast(values, schema.field(column.name).type))
     return pa.table(columns, schema=schema)
 
 
@@ -377,15 +219,14 @@ def _joined(left: pa.Table, right: pa.Table, key: str, right_key: str, keep: lis
 
 
 def _two_sided(
-    name: str,
-    state: Mapping[str, pa.Table],
-    changed: Mapping[str, pa.Table],
-    own: str,
-    other: str,
-    foreign_key: str,
+    name: str, state: Mapping[str, pa.Table], changed: Mapping[str, pa.Table]
 ) -> pa.Table:
-    """A dimension of ``own`` joined to ``other``, for every key whose values may have changed:
-    its own row landed, or the ``other`` row it points at landed."""
+    """A dimension of its own source table joined to its join's table, for every key whose
+    values may have changed: its own row landed, or the row it points at landed."""
+    spec = TABLES[name]
+    assert spec.source is not None
+    assert spec.join is not None
+    own, other, foreign_key = spec.source, spec.join.table, spec.join.foreign_key
     own_rows = state.get(own)
     other_rows = state.get(other)
     if own_rows is None or other_rows is None:
@@ -394,7 +235,7 @@ def _two_sided(
         pc.is_in(_ids(own_rows, own), _ids(changed[own], own)),
         pc.is_in(own_rows.column(foreign_key), _ids(changed[other], other)),
     )
-    keep = sorted(_JOINED[name])
+    keep = sorted({str(c.source) for c in spec.columns if c.joined})
     joined = _joined(
         own_rows.filter(touched), other_rows, foreign_key, source_table(other).primary_key, keep
     )
@@ -437,12 +278,8 @@ def model(batch: Mapping[str, pa.Table], state: Mapping[str, pa.Table]) -> Model
     changed = {t: accepted[t] for t in STATE_TABLES}
     tables: dict[str, pa.Table] = {
         "dim_location": _build("dim_location", accepted["address"]),
-        "dim_counterparty": _two_sided(
-            "dim_counterparty", new_state, changed, "counterparty", "address", "legal_address_id"
-        ),
-        "dim_staff": _two_sided(
-            "dim_staff", new_state, changed, "staff", "department", "department_id"
-        ),
+        "dim_counterparty": _two_sided("dim_counterparty", new_state, changed),
+        "dim_staff": _two_sided("dim_staff", new_state, changed),
         "dim_design": _build("dim_design", accepted["design"]),
         "dim_currency": _build("dim_currency", _currency(accepted["currency"])),
         "dim_payment_type": _build("dim_payment_type", accepted["payment_type"]),

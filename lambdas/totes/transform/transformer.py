@@ -21,35 +21,32 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from totes.batches import dated_key
 from totes.commits import commit, committed_after, newest
+from totes.contracts.ingestion import DELETE, HASH_COLUMN, OP_COLUMN, OPS, landing_schema
+from totes.contracts.ingestion import KIND as INGESTION_KIND
+from totes.contracts.processed import (
+    FACT_METADATA_SCHEMA,
+    build_manifest,
+    data_key,
+    quarantine_key,
+    state_key,
+)
+from totes.contracts.processed import KIND as PROCESSED_KIND
 from totes.errors import CommitConflictError, LakeError, ObjectExistsError, TransformError
 from totes.lake import Lake, parquet_bytes, read_parquet
 from totes.observability import log
-from totes.tables import LOAD_ORDER
-from totes.transform.landing import OPS
+from totes.tables import LOAD_ORDER, source_table
 from totes.transform.quarantine import CAPTURE_SEQ
 from totes.transform.rules import (
     FACT_SOURCES,
     STATE_TABLES,
     WAREHOUSE_TABLES,
     Model,
-    landing_schema,
     model,
 )
 
 # A round ends when another transform commits first; each round makes progress.
 _MAX_ROUNDS = 5
-_LANDING_EXTRA = (pa.field("_content_hash", pa.string()), pa.field("_op", pa.string()))
-FACT_METADATA = pa.schema(
-    [
-        pa.field("content_hash", pa.string()),
-        pa.field("batch_id", pa.string()),
-        pa.field("sequence", pa.int64()),
-        pa.field("capture_seq", pa.int64()),
-        pa.field("is_deleted", pa.bool_()),
-    ]
-)
 
 
 def put_once(lake: Lake, key: str, data: bytes) -> str:
@@ -84,13 +81,13 @@ def _landed(ingestion: Lake, manifest: Mapping[str, Any]) -> dict[str, pa.Table]
         if entry.get("key"):
             rows = read_parquet(ingestion, entry["key"])
         else:
-            rows = pa.schema([*landing_schema(table), *_LANDING_EXTRA]).empty_table()
-        for column in ("_content_hash", "_op"):
+            rows = landing_schema(source_table(table)).empty_table()
+        for column in (HASH_COLUMN, OP_COLUMN):
             if column not in rows.column_names:
                 raise TransformError(f"landed rows lack {column}", table=table, key=entry["key"])
-        if pc.any(pc.invert(pc.is_in(rows.column("_op"), pa.array(OPS)))).as_py():
+        if pc.any(pc.invert(pc.is_in(rows.column(OP_COLUMN), pa.array(OPS)))).as_py():
             raise TransformError(
-                "landed _op is not upsert or delete", table=table, key=entry["key"]
+                f"landed {OP_COLUMN} is not one of {', '.join(OPS)}", table=table, key=entry["key"]
             )
         batch[table] = rows.append_column(
             CAPTURE_SEQ, pa.array(np.arange(rows.num_rows, dtype=np.int64))
@@ -101,20 +98,20 @@ def _landed(ingestion: Lake, manifest: Mapping[str, Any]) -> dict[str, pa.Table]
 def _with_metadata(facts: pa.Table, accepted: pa.Table, batch_id: str, sequence: int) -> pa.Table:
     n = facts.num_rows
     columns = [
-        accepted.column("_content_hash"),
+        accepted.column(HASH_COLUMN),
         pa.repeat(pa.scalar(batch_id, pa.string()), n),
         pa.repeat(pa.scalar(sequence, pa.int64()), n),
         accepted.column(CAPTURE_SEQ),
-        pc.equal(accepted.column("_op"), "delete"),
+        pc.equal(accepted.column(OP_COLUMN), DELETE),
     ]
-    for field, values in zip(FACT_METADATA, columns, strict=True):
+    for field, values in zip(FACT_METADATA_SCHEMA, columns, strict=True):
         facts = facts.append_column(field, pc.cast(values, field.type))
     return facts
 
 
 def _check_order(manifest: Mapping[str, Any], previous: Mapping[str, Any] | None) -> None:
     expected = previous["sequence"] + 1 if previous else 1
-    if manifest.get("kind") != "ingestion" or manifest.get("sequence") != expected:
+    if manifest.get("kind") != INGESTION_KIND or manifest.get("sequence") != expected:
         raise TransformError(
             f"ingestion batch has sequence {manifest.get('sequence')}, expected {expected}: "
             "a batch is missing or out of order",
@@ -129,7 +126,7 @@ def _check_order(manifest: Mapping[str, Any], previous: Mapping[str, Any] | None
 
 
 def _write_batch(
-    processed: Lake,
+    lake: Lake,
     source_manifest: str,
     manifest: Mapping[str, Any],
     result: Model,
@@ -144,30 +141,28 @@ def _write_batch(
             rows = _with_metadata(rows, result.accepted[FACT_SOURCES[name]], batch_id, sequence)
         key = None
         if rows.num_rows:
-            key = put_once(processed, dated_key(name, batch_id), parquet_bytes(rows))
+            key = put_once(lake, data_key(name, batch_id), parquet_bytes(rows))
         tables[name] = {"key": key, "rows": rows.num_rows}
     quarantine_keys: list[str] = []
     for table, rows in result.quarantine.items():
         if rows.num_rows:
-            key = dated_key(f"_quarantine/{table}", batch_id)
-            quarantine_keys.append(put_once(processed, key, parquet_bytes(rows)))
+            key = quarantine_key(table, batch_id)
+            quarantine_keys.append(put_once(lake, key, parquet_bytes(rows)))
     state = dict(state_keys)
     for table in sorted(result.changed_state):
-        key = f"_state/{table}/{batch_id}.parquet"
-        state[table] = put_once(processed, key, parquet_bytes(result.state[table]))
-    document = {
-        "format": 1,
-        "kind": "processed",
-        "batch_id": batch_id,
-        "sequence": sequence,
-        "source_manifest": source_manifest,
-        "committed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "tables": tables,
-        "quarantined": {t: result.quarantine[t].num_rows for t in LOAD_ORDER},
-        "quarantine_keys": quarantine_keys,
-        "state": {t: state[t] for t in STATE_TABLES if t in state},
-    }
-    commit(processed, document, kind="processed")
+        key = state_key(table, batch_id)
+        state[table] = put_once(lake, key, parquet_bytes(result.state[table]))
+    document = build_manifest(
+        batch_id=batch_id,
+        sequence=sequence,
+        source_manifest=source_manifest,
+        committed_at=datetime.now(UTC),
+        tables=tables,
+        quarantined={t: result.quarantine[t].num_rows for t in LOAD_ORDER},
+        quarantine_keys=quarantine_keys,
+        state={t: state[t] for t in STATE_TABLES if t in state},
+    )
+    commit(lake, document, kind=PROCESSED_KIND)
     return document
 
 

@@ -103,6 +103,15 @@ class TempCluster:
         )
 
 
+# Members of this role must log in with their password; everyone else is trusted. Tests that
+# rotate a password create their login role in it.
+PASSWORD_LOGINS = "totes_password_logins"  # noqa: S105 - a role name, not a password
+_HBA = f"""local all all trust
+host all +{PASSWORD_LOGINS} 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 trust
+"""
+
+
 def start_cluster() -> TempCluster:
     bin_dir = _pg_bin_dir()
     preexec, uid, gid = _demote()
@@ -125,8 +134,11 @@ def start_cluster() -> TempCluster:
         capture_output=True,
         check=True,
     )
+    (root / "data" / "pg_hba.conf").write_text(_HBA)
     cluster = TempCluster(root, free_port(), bin_dir, preexec)
     cluster.start()
+    with psycopg.connect(**cluster.dsn().conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(PASSWORD_LOGINS)))
     return cluster
 
 

@@ -14,6 +14,8 @@ the database empty.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import psycopg
 import pyarrow as pa
@@ -29,8 +31,16 @@ from totes_dev.source.schema import reset_sequences, row_counts
 CHUNK_DAYS = 28
 
 
-def generate(db: DbSettings, *, scale: float, seed: int) -> dict[str, int]:
-    """Generate ``scale`` times the real volume, deterministically for ``seed``; rows per table."""
+def generate(
+    db: DbSettings,
+    *,
+    scale: float,
+    seed: int,
+    on_chunk: Callable[[int, str], None] | None = None,
+) -> dict[str, int]:
+    """Generate ``scale`` times the real volume, deterministically for ``seed``; rows per table.
+
+    ``on_chunk(total, last_day)`` is told of each chunk of days written (progress)."""
     if not scale > 0:
         raise DevSourceError(f"generate: scale must be positive, got {scale}")
     rng = np.random.default_rng(seed)
@@ -44,10 +54,13 @@ def generate(db: DbSettings, *, scale: float, seed: int) -> dict[str, int]:
             one_day = np.timedelta64(1, "D")
             end = synthetic.HISTORY_END.astype("datetime64[D]") + one_day
             day = synthetic.SEED_DAY + one_day
+            chunks = -(-int((end - day) / one_day) // CHUNK_DAYS)
             while day < end:
                 chunk_end = min(day + CHUNK_DAYS * one_day, end)
                 _copy_all(conn, synthetic.history_chunk(rng, cursor, day, chunk_end, scale=scale))
                 day = chunk_end
+                if on_chunk is not None:
+                    on_chunk(chunks, str(chunk_end - one_day))
             reset_sequences(conn)
         return row_counts(conn)
 

@@ -4,9 +4,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from totes.contracts.ingestion import Previous, TableEntry, Tail, build_manifest, parse_previous
+from totes.contracts.ingestion import (
+    Fingerprint,
+    Previous,
+    TableEntry,
+    Tail,
+    build_manifest,
+    parse_previous,
+)
 from totes.errors import LakeError
-from totes.extract.diff import Fingerprint
 
 
 def test_manifest_round_trips_what_the_next_run_needs() -> None:

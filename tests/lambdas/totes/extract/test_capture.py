@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from totes.batches import dated_key
-from totes.contracts.ingestion import TableEntry
+from totes.contracts.ingestion import TableEntry, landing_schema
 from totes.extract import capture
-from totes.extract.capture import capture_table, landing_schema
+from totes.extract.capture import capture_table
 from totes.extract.diff import CAPTURED_SCHEMA, STATE_SCHEMA, NewState
 from totes.lake import S3Lake, read_parquet
 from totes.tables import source_table

@@ -17,8 +17,8 @@ from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 from totes.batches import MANIFEST_PREFIX
 from totes.commits import newest
+from totes.contracts.ingestion import landing_schema
 from totes.errors import LakeError, SchemaDriftError, SourceError
-from totes.extract.capture import landing_schema
 from totes.extract.extractor import committed_watermark, run_extract
 from totes.lake import Lake, S3Lake, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings

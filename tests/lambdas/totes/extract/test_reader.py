@@ -6,9 +6,9 @@ import psycopg
 import pyarrow as pa
 import pytest
 
+from totes.contracts.ingestion import Fingerprint
 from totes.errors import SourceError
 from totes.extract import reader
-from totes.extract.diff import Fingerprint
 from totes.settings import DbSettings
 from totes.tables import LOAD_ORDER, SOURCE_TABLES, source_table
 

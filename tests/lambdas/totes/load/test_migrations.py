@@ -114,3 +114,60 @@ def test_unreachable_warehouse_is_a_warehouse_error(empty_database: DbSettings) 
     gone = DbSettings(empty_database.host, 1, "nobody", "", "nowhere")
     with pytest.raises(WarehouseError, match="cannot connect to the warehouse"):
         migrate(gone)
+
+
+_SQL_TYPES = {
+    "integer": ("integer", None, None),
+    "varchar": ("character varying", None, None),
+    "date": ("date", None, None),
+    "time": ("time without time zone", None, None),
+    "numeric(10,2)": ("numeric", 10, 2),
+    "boolean": ("boolean", None, None),
+    "text": ("text", None, None),
+    "bigint": ("bigint", None, None),
+}
+
+
+def test_the_migrated_schema_is_what_the_warehouse_contract_declares(
+    empty_database: DbSettings,
+) -> None:
+    """The migration SQL and the table specs are two descriptions of one schema: every column,
+    type, nullability, key and reference must agree, or a processed batch would not load."""
+    migrate(empty_database)
+    with psycopg.connect(**empty_database.conninfo()) as conn:
+        for name, spec in TABLES.items():
+            found = conn.execute(
+                "SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable"
+                " FROM information_schema.columns WHERE table_name = %s"
+                " ORDER BY ordinal_position",
+                (name,),
+            ).fetchall()
+            declared = [
+                (c.name, *_SQL_TYPES[c.sql_type], "YES" if c.nullable else "NO")
+                for c in spec.staged_columns
+            ]
+            if spec.record_id:
+                declared.insert(0, (spec.record_id, "integer", None, None, "NO"))
+            # Precision and scale are declared for numeric only; PostgreSQL reports them for
+            # every number type.
+            normalised = [
+                (column, kind, *((precision, scale) if kind == "numeric" else (None, None)), null)
+                for column, kind, precision, scale, null in found
+            ]
+            # By name: a column added by a later migration sits physically last, after the
+            # metadata, wherever the spec declares it (loads and reads name their columns).
+            assert {c[0]: c[1:] for c in normalised} == {c[0]: c[1:] for c in declared}, name
+            primary = conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+                " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                " WHERE i.indrelid = %s::regclass AND i.indisprimary",
+                (name,),
+            ).fetchall()
+            assert [r[0] for r in primary] == [spec.record_id or spec.key], name
+            foreign = conn.execute(
+                "SELECT a.attname, c.confrelid::regclass::text FROM pg_constraint c"
+                " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+                " WHERE c.conrelid = %s::regclass AND c.contype = 'f'",
+                (name,),
+            ).fetchall()
+            assert dict(foreign) == spec.references, name

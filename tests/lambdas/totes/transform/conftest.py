@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from totes_dev.landing import with_landing_columns
 
+from totes.contracts.ingestion import land_rows, to_landing_types
 from totes.lake import Lake
 from totes.tables import SOURCE_TABLES
-from totes.transform.landing import to_landing_types, with_landing_columns, write_ingestion_batch
 
 Land = Callable[..., str]
 
@@ -37,7 +38,7 @@ def land_batch(
     for name, gone in (deletes or {}).items():
         tomb = with_landing_columns(name, gone, op="delete")
         rows[name] = pa.concat_tables([rows[name], tomb]) if name in rows else tomb
-    return write_ingestion_batch(lake, rows, run_id="test", now=datetime.now(UTC))
+    return land_rows(lake, rows, run_id="test", now=datetime.now(UTC))
 
 
 @pytest.fixture

@@ -42,11 +42,13 @@ def test_list_then_replay_a_quarantined_row_from_the_command_line(
 
     assert main(["quarantine", "list"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # One line per row: which object, table and key, and why.
     assert len(listed) == 1
-    assert listed[0]["rows"] == 1
-    assert any("currency_code is not one of" in reason for reason in listed[0]["reasons"])
+    assert (listed[0]["table"], listed[0]["key"]) == ("currency", 3)
+    assert "currency_code is not one of" in listed[0]["reason"]
+    assert listed[0]["object"].startswith("_quarantine/currency/")
 
-    assert main(["quarantine", "replay", listed[0]["key"]]) == 0
+    assert main(["quarantine", "replay", listed[0]["object"]]) == 0
     replayed = json.loads(capsys.readouterr().out)
     assert replayed["rows"] == {"currency": 1}
     # The cause is still there, so the replayed row is quarantined again, never dropped.

@@ -10,10 +10,9 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from totes.contracts.ingestion import source_schema, to_landing_types
 from totes.tables import source_table
-from totes.transform.landing import to_landing_types
 from totes.transform.quarantine import CAPTURE_SEQ, Reasons, quarantine_records, row_json
-from totes.transform.rules import landing_schema
 
 MONEY = st.decimals(
     min_value=Decimal("-99999999.99"),
@@ -44,7 +43,7 @@ def payments(draw: st.DrawFn) -> pa.Table:
         "company_ac_number": draw(st.one_of(st.none(), IDS)),
         "counterparty_ac_number": draw(IDS),
     }
-    return pa.Table.from_pylist([row], schema=landing_schema("payment"))
+    return pa.Table.from_pylist([row], schema=source_schema("payment"))
 
 
 @st.composite

@@ -10,16 +10,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from totes_dev.landing import with_landing_columns
 
 from totes.batches import dated_key, manifest_key
 from totes.commits import newest
+from totes.contracts.ingestion import land_rows
+from totes.contracts.processed import FACT_METADATA_SCHEMA as FACT_METADATA
 from totes.errors import LakeError
 from totes.lake import Lake, LocalLake, S3Lake, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
-from totes.transform.landing import with_landing_columns, write_ingestion_batch
 from totes.transform.rules import WAREHOUSE_TABLES, warehouse_schema
-from totes.transform.transformer import FACT_METADATA, transform_pending
+from totes.transform.transformer import transform_pending
 
 Land = Callable[..., str]
 
@@ -369,7 +371,7 @@ def test_a_missing_batch_stops_the_run_with_a_reason(
 ) -> None:
     processed = LocalLake(tmp_path / "processed")
     rows = {"currency": with_landing_columns("currency", nov_source["currency"])}
-    write_ingestion_batch(local_lake, rows, run_id="t", extra={"sequence": 2})
+    land_rows(local_lake, rows, run_id="t", extra={"sequence": 2})
     with pytest.raises(LakeError, match="no batch of sequence 1"):
         transform_pending(local_lake, processed)
 
