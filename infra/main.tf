@@ -1,5 +1,6 @@
 # The whole platform in one root module. Each module is one part of the architecture
-# (README.md, "Architecture"): storage, secrets, monitoring, pipeline, network, orchestration.
+# (README.md, "Architecture"): storage, secrets, monitoring, artifacts, pipeline, network,
+# orchestration.
 
 terraform {
   required_version = ">= 1.10"
@@ -76,6 +77,14 @@ module "monitoring" {
   heartbeat_window_secs    = var.heartbeat_window_seconds
 }
 
+module "artifacts" {
+  source = "./modules/artifacts"
+
+  manifest_path   = coalesce(var.artifacts_manifest, "${path.module}/../build/artifacts.json")
+  repository_root = "${path.module}/.."
+  functions       = keys(local.lambda_names)
+}
+
 module "pipeline" {
   source = "./modules/pipeline"
 
@@ -86,8 +95,8 @@ module "pipeline" {
   aws_region         = var.aws_region
   function_names     = local.lambda_names
   state_machine_name = local.state_machine
-  artifacts_manifest = coalesce(var.artifacts_manifest, "${path.module}/../build/artifacts.json")
-  repository_root    = "${path.module}/.."
+  built_functions    = module.artifacts.functions
+  built_layers       = module.artifacts.layers
   artifacts_bucket   = module.storage.buckets["artifacts"]
   ingestion_bucket   = module.storage.buckets["ingestion"]
   processed_bucket   = module.storage.buckets["processed"]
@@ -129,8 +138,7 @@ module "orchestration" {
   vpc_id                = var.existing_vpc_id == null ? module.network[0].vpc_id : var.existing_vpc_id
   subnet_ids            = var.existing_vpc_id == null ? module.network[0].private_subnet_ids : var.existing_private_subnet_ids
   bucket                = module.storage.buckets["airflow"]
-  artifacts_manifest    = coalesce(var.artifacts_manifest, "${path.module}/../build/artifacts.json")
-  repository_root       = "${path.module}/.."
+  built                 = module.artifacts.mwaa
   state_machine_arn     = module.pipeline.state_machine_arn
   state_machine_name    = local.state_machine
   alerts_topic_arn      = module.monitoring.alerts_topic_arn

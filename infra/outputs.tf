@@ -20,12 +20,12 @@ output "lambda_functions" {
 }
 
 output "source_secret_id" {
-  description = "Secret the workflow fills from PG_HOST, PG_PORT, PG_USER, PG_PASSWORD, PG_DATABASE."
+  description = "Secret the deploy workflow fills from the source database GitHub secrets (PG_*)."
   value       = module.secrets.source.name
 }
 
 output "warehouse_secret_id" {
-  description = "Secret the workflow fills from the PG_*_DW secrets."
+  description = "Secret the deploy workflow fills from the warehouse GitHub secrets (PG_*_DW)."
   value       = module.secrets.warehouse.name
 }
 

@@ -1,11 +1,10 @@
 # Amazon MWAA: the Airflow that starts the pipeline every 20 minutes. Its bucket holds the DAG
-# folder (synced by the deploy workflow after apply), plugins.zip and requirements.txt (from the
-# packaging manifest). MWAA reinstalls plugins and requirements only when it is given a new
-# object version, so the versions below are what makes a new build reach Airflow.
+# folder (synced by the deploy workflow after apply), plugins.zip and requirements.txt (from
+# the packaging manifest, read by ../artifacts). MWAA reinstalls plugins and requirements only
+# when it is given a new object version, so the versions below are what makes a new build
+# reach Airflow.
 
 locals {
-  mwaa = jsondecode(file(var.artifacts_manifest)).mwaa
-
   # What the DAG reads as Airflow Variables, through MWAA's Secrets Manager backend. ARNs,
   # not credentials, so Terraform writes them.
   variables = {
@@ -23,15 +22,15 @@ locals {
 resource "aws_s3_object" "plugins" {
   bucket      = var.bucket.id
   key         = "plugins.zip"
-  source      = "${var.repository_root}/${local.mwaa.plugins_zip}"
-  source_hash = local.mwaa.plugins_sha256
+  source      = var.built.plugins_path
+  source_hash = var.built.plugins_sha256
 }
 
 resource "aws_s3_object" "requirements" {
   bucket      = var.bucket.id
   key         = "requirements.txt"
-  source      = "${var.repository_root}/${local.mwaa.requirements}"
-  source_hash = local.mwaa.requirements_sha256
+  source      = var.built.requirements_path
+  source_hash = var.built.requirements_sha256
 }
 
 resource "aws_secretsmanager_secret" "variable" {

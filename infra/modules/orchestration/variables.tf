@@ -52,12 +52,9 @@ variable "bucket" {
   type        = object({ id = string, bucket = string, arn = string })
 }
 
-variable "artifacts_manifest" {
-  type = string
-}
-
-variable "repository_root" {
-  type = string
+variable "built" {
+  description = "The artifacts module's mwaa output: plugins.zip and requirements.txt."
+  type        = object({ plugins_path = string, plugins_sha256 = string, requirements_path = string, requirements_sha256 = string })
 }
 
 variable "state_machine_arn" {

@@ -1,26 +1,16 @@
 # The pipeline: four Lambda functions (extract, transform, load and the cycle lock) built by
 # `make package`, and the state machine that chains them. Code, handlers, runtimes and layers
-# come from the packaging manifest (build/artifacts.json), never from the source tree, so
-# what is deployed is exactly what was built and tested.
+# come from the packaging manifest (build/artifacts.json, read by ../artifacts), never from the
+# source tree, so what is deployed is exactly what was built and tested.
 
 locals {
-  manifest  = jsondecode(file(var.artifacts_manifest))
-  functions = { for function, name in var.function_names : function => merge(local.manifest.functions[function], { name = name }) }
+  functions = { for function, name in var.function_names : function => merge(var.built_functions[function], { name = name }) }
 
   # Zips go through the artifacts bucket: a layer of pandas and pyarrow is larger than the
-  # 50 MB Lambda accepts in a direct upload. Keys carry the content hash, so a new build is a
-  # new key and an unchanged one is not uploaded again.
+  # 50 MB Lambda accepts in a direct upload.
   artifacts = merge(
-    { for name, layer in local.manifest.layers : "layer:${name}" => {
-      path   = "${var.repository_root}/${layer.zip}"
-      key    = "lambda/layers/${name}-${layer.sha256}.zip"
-      sha256 = layer.sha256
-    } },
-    { for function, built in local.functions : "function:${function}" => {
-      path   = "${var.repository_root}/${built.zip}"
-      key    = "lambda/functions/${function}-${built.sha256}.zip"
-      sha256 = built.sha256
-    } },
+    { for name, layer in var.built_layers : "layer:${name}" => layer },
+    { for function, built in var.built_functions : "function:${function}" => built },
   )
 
   # Least privilege per function: the lakes it reads and writes (never a delete: the lakes are
@@ -37,16 +27,6 @@ locals {
   execution_arns = "arn:${var.partition}:states:${var.aws_region}:${var.account_id}:execution:${var.state_machine_name}:*"
 }
 
-resource "terraform_data" "manifest_format" {
-  input = local.manifest.format
-  lifecycle {
-    precondition {
-      condition     = local.manifest.format == 1
-      error_message = "build/artifacts.json has a format this configuration does not know; rebuild with make package."
-    }
-  }
-}
-
 resource "aws_s3_object" "artifact" {
   for_each    = local.artifacts
   bucket      = var.artifacts_bucket.id
@@ -56,7 +36,7 @@ resource "aws_s3_object" "artifact" {
 }
 
 resource "aws_lambda_layer_version" "this" {
-  for_each                 = local.manifest.layers
+  for_each                 = var.built_layers
   layer_name               = "${var.prefix}-${each.key}"
   s3_bucket                = var.artifacts_bucket.id
   s3_key                   = aws_s3_object.artifact["layer:${each.key}"].key
@@ -218,14 +198,6 @@ resource "aws_lambda_function" "this" {
       TOTES_ENVIRONMENT            = var.environment
       POWERTOOLS_SERVICE_NAME      = var.metrics_service
       POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
-    }
-  }
-
-  lifecycle {
-    precondition {
-      # Lambda refuses a function whose code and layers unzip to more than 250 MB.
-      condition     = each.value.total_unzipped_bytes <= 262144000
-      error_message = "The ${each.key} function and its layers unzip to more than Lambda's 250 MB."
     }
   }
 

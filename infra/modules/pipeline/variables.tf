@@ -27,14 +27,20 @@ variable "state_machine_name" {
   type = string
 }
 
-variable "artifacts_manifest" {
-  description = "Path of build/artifacts.json, written by make package."
-  type        = string
+variable "built_functions" {
+  description = "The artifacts module's functions output: each function's zip, handler, runtime, architecture, layers and hash."
+  type = map(object({
+    path    = string, key = string, sha256 = string, base64sha256 = string,
+    handler = string, runtime = string, architecture = string, layers = list(string),
+  }))
 }
 
-variable "repository_root" {
-  description = "Directory the manifest's paths are relative to."
-  type        = string
+variable "built_layers" {
+  description = "The artifacts module's layers output."
+  type = map(object({
+    path    = string, key = string, sha256 = string, base64sha256 = string,
+    runtime = string, architecture = string,
+  }))
 }
 
 variable "artifacts_bucket" {
