@@ -228,7 +228,9 @@ resource "aws_mwaa_environment" "this" {
   webserver_access_mode = var.webserver_access_mode
 
   airflow_configuration_options = {
-    "secrets.backend" = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+    # A deploy is meant to leave the pipeline running: Airflow would start a new DAG paused.
+    "core.dags_are_paused_at_creation" = "False"
+    "secrets.backend"                  = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
     "secrets.backend_kwargs" = jsonencode({
       connections_prefix = local.connections_prefix
       variables_prefix   = local.variables_prefix
