@@ -676,6 +676,7 @@ def test_mwaa_takes_each_new_plugins_zip_and_requirements_txt() -> None:
 def test_airflow_reads_its_variables_and_connections_from_secrets_manager() -> None:
     environment = _resource(ORCHESTRATION, "aws_mwaa_environment.this")
     options = _one(environment, "airflow_configuration_options")
+    assert options["core.dags_are_paused_at_creation"] == "False"  # the deploy leaves it running
     assert options["secrets.backend"] == (
         "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
     )
