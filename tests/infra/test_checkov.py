@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
-CHECKOV = Path(sys.executable).parent / "checkov"
+# make venv installs checkov in an environment of its own inside the development one (Makefile).
+CHECKOV = Path(sys.prefix) / "checkov" / "bin" / "checkov"
 
 
 def _checkov() -> dict[str, Any]:
