@@ -94,6 +94,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    # Printed by the main process even under xdist, whose workers do the deselecting unseen.
+    if REAL_SNAPSHOTS in (config.option.markexpr or ""):
+        return (
+            f"-m {config.option.markexpr!r}: the tests that load the real totesys snapshots are "
+            f"left out; list them with pytest --collect-only -q -m {REAL_SNAPSHOTS}"
+        )
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

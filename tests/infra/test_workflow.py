@@ -152,6 +152,11 @@ def test_every_check_the_deploy_waits_for_runs() -> None:
 def test_the_github_job_deselects_only_the_real_snapshot_tests() -> None:
     test = _jobs()["test"]
     assert test["env"]["PYTEST_ADDOPTS"] == '-m "not real_snapshots"'
+    # The log lists what is left out, before the run that leaves it out.
+    runs = [step.get("run", "") for step in test["steps"]]
+    listing = runs.index(".venv/bin/python -m pytest --collect-only -q -m real_snapshots")
+    assert test["steps"][listing]["env"] == {"PYTEST_ADDOPTS": ""}
+    assert listing < runs.index('make test PYTHON="$PYTHON"')
     assert "real_snapshots" in (REPO / "tests" / "conftest.py").read_text(encoding="utf-8")
     # The CI of a machine with the snapshots runs the README's test command, deselecting nothing.
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
