@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+# checkov in an environment of its own: it installs a fork of python-hcl2 under the same module
+# name, and pins a termcolor older than Airflow's (requirements-checkov.in).
+CHECKOV_VENV := $(VENV)/checkov
 
 # First interpreter of a supported version (3.12 is what MWAA runs; 3.11 also works).
 # pyenv installs versions without a shim on PATH, so look there too.
@@ -16,12 +19,14 @@ PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/
 
 venv: $(STAMP)
 
-$(STAMP): requirements-dev.lock pyproject.toml
+$(STAMP): requirements-dev.lock requirements-checkov.lock pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements-dev.lock
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --no-deps -e .
+	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/python -m venv $(CHECKOV_VENV)
+	$(BIN)/uv pip install --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	touch $@
 
 test: venv
@@ -44,10 +49,11 @@ format: venv
 
 lock: venv
 	$(BIN)/uv pip compile requirements-dev.in --universal --python-version 3.11 -o requirements-dev.lock
+	$(BIN)/uv pip compile requirements-checkov.in --universal --python-version 3.11 -o requirements-checkov.lock
 
 # Airflow UI (standalone, login disabled) at http://127.0.0.1:8080 on the local stack; Ctrl-C stops.
 airflow: venv
-	$(BIN)/python -m totes.devstack.airflow
+	$(BIN)/python -m totes_dev.devstack.airflow
 
 bench: venv
 	$(BIN)/python -m benchmarks

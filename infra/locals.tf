@@ -1,33 +1,29 @@
-# Resource names: must match totes.naming.ResourceNames, which the DAG defaults and the local
-# stack use (tests/infra checks that they do).
+# Resource names: the same as totes.naming.ResourceNames, which the DAG defaults and the local
+# stack use (tests/infra checks that they agree). Bucket names are global across all of AWS, so
+# on AWS they end in the account id: two teams deploying the same environment name never
+# collide (the Lambdas and the DAG are told the names, they never derive them).
 locals {
   project = "totes"
   prefix  = "${local.project}-${var.environment}"
 
-  ingestion_bucket = "${local.prefix}-ingestion"
-  processed_bucket = "${local.prefix}-processed"
+  ingestion_bucket = "${local.prefix}-ingestion-${local.account_id}"
+  processed_bucket = "${local.prefix}-processed-${local.account_id}"
+  airflow_bucket   = "${local.prefix}-airflow-${local.account_id}"
+  artifacts_bucket = "${local.prefix}-artifacts-${local.account_id}"
   alerts_topic     = "${local.prefix}-alerts"
   state_machine    = "${local.prefix}-pipeline"
   source_secret    = "${local.project}/${var.environment}/source-db"
   warehouse_secret = "${local.project}/${var.environment}/warehouse-db"
-  airflow_bucket   = "${local.prefix}-airflow"
   mwaa_environment = "${local.prefix}-airflow"
 
-  # Lambda function name -> handler; the same callables the local stack registers
-  # (lambdas/totes/devstack/deploy.py HANDLERS).
-  lambda_handlers = {
-    extract   = "totes.extract.handler.lambda_handler"
-    transform = "totes.transform.handler.lambda_handler"
-    load      = "totes.load.handler.lambda_handler"
-    lock      = "totes.lock.handler.lambda_handler"
-  }
-  # The cycle lock reads and writes small lease records: little memory; its timeout covers its
-  # wait for another cycle (TOTES_LOCK_WAIT_SECONDS, 300 s by default).
-  lambda_memory_mb       = { extract = 3008, transform = 3008, load = 3008, lock = 256 }
-  lambda_timeout_seconds = { extract = 900, transform = 900, load = 900, lock = 360 }
-  lambda_names = { for stage, _ in local.lambda_handlers : stage => "${local.prefix}-${stage}" }
+  # The four functions, named "${local.prefix}-${function}" as totes.naming does; their code,
+  # handlers and layers come from the packaging manifest (build/artifacts.json).
+  lambda_names = { for function in ["extract", "transform", "load", "lock"] : function => "${local.prefix}-${function}" }
 
-  dependency_layer_dir = coalesce(var.dependency_layer_dir, "${path.module}/build/layer")
-  account_id           = data.aws_caller_identity.current.account_id
-  partition            = data.aws_partition.current.partition
+  # What the Lambdas' embedded metrics are filed under (Powertools), and the alarms read.
+  metrics_namespace = "TerrificTotes"
+  metrics_service   = "totes-${var.environment}"
+
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
 }

@@ -78,12 +78,53 @@ def local_lake(tmp_path: Path) -> LocalLake:
     return LocalLake(tmp_path / "lake")
 
 
+# --- the real totesys snapshots -----------------------------------------------------------------
+# They are test fixtures that stay outside the repository (no licence is stated for them), so a
+# machine without them cannot run the tests that load them. Every such test carries the
+# real_snapshots marker, added here from its fixtures (it needs ``snapshots``, directly or through
+# source_feb / source_nov), so no test can forget it. A machine with the snapshots runs them all;
+# GitHub's runners deselect them explicitly with -m "not real_snapshots" (pytest reports the count
+# as deselected), and anywhere else a missing snapshot fails the test rather than skipping it.
+REAL_SNAPSHOTS = "real_snapshots"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{REAL_SNAPSHOTS}: loads the real totesys snapshots (TOTES_SNAPSHOT_ROOT); set by "
+        "tests/conftest.py on every test that uses the snapshots fixture",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    # Printed by the main process even under xdist, whose workers do the deselecting unseen.
+    if REAL_SNAPSHOTS in (config.option.markexpr or ""):
+        return (
+            f"-m {config.option.markexpr!r}: the tests that load the real totesys snapshots are "
+            f"left out; list them with pytest --collect-only -q -m {REAL_SNAPSHOTS}"
+        )
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "snapshots" in getattr(item, "fixturenames", ()):
+            item.add_marker(REAL_SNAPSHOTS)
+
+
 @pytest.fixture(scope="session")
 def snapshots() -> Path:
     root = snapshot_root()
     if not (root / "snapshot-2024-11-15").is_dir():
-        pytest.fail(f"real snapshots not found under {root}; set TOTES_SNAPSHOT_ROOT")
+        pytest.fail(
+            f"real snapshots not found under {root}; set TOTES_SNAPSHOT_ROOT, or deselect the "
+            f'tests that need them with -m "not {REAL_SNAPSHOTS}"'
+        )
     return root
+
+
+# --- end of the real totesys snapshots ---------------------------------------------------------
 
 
 # --- totesys source databases ------------------------------------------------------------------

@@ -1,0 +1,7 @@
+output "bucket" {
+  value = {
+    id     = aws_s3_bucket.this.id
+    bucket = aws_s3_bucket.this.bucket
+    arn    = aws_s3_bucket.this.arn
+  }
+}
