@@ -20,13 +20,8 @@ from totes.extract.extractor import committed_watermark, run_extract
 from totes.lake import Lake, open_lake
 from totes.load.loader import load_pending
 from totes.load.migrations import migrate
-from totes.lock.lease import (
-    COMMAND_LEASE_TTL,
-    CycleLock,
-    command_holder,
-    holding,
-    tell_waiting,
-)
+from totes.lock.cli import add_wait_option
+from totes.lock.lease import command_holding
 from totes.settings import (
     DbSettings,
     ExtractSettings,
@@ -69,11 +64,9 @@ def run_cycle(
 
     Raises :class:`~totes.errors.CycleBusyError` when another cycle still holds the lock after
     ``wait``."""
-    holder = command_holder("totes-run")
-    lock = CycleLock(stack.ingestion)
-    with holding(lock, holder, ttl=COMMAND_LEASE_TTL, wait=wait, on_busy=tell_waiting):
+    with command_holding(stack.ingestion, "totes-run", wait.total_seconds()) as lease:
         summary = _cycle(stack, full_scan=full_scan, now=now)
-    return {**summary, "lock_holder": holder}
+    return {**summary, "lock_holder": lease.holder}
 
 
 def _cycle(stack: Stack, *, full_scan: bool, now: datetime | None) -> dict[str, Any]:
@@ -128,13 +121,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--full-scan", action="store_true", help="re-read whole tables to catch silent edits"
     )
-    run.add_argument(
-        "--wait",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="when another cycle is running, wait up to this long for it (default: 0)",
-    )
+    add_wait_option(run)
     run.set_defaults(handler=_run)
 
 

@@ -7,6 +7,7 @@ not moved) captures the same rows again.
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -190,6 +191,15 @@ def run_extract(
         raise SourceError(f"reading the source failed: {reason(exc)}") from None
 
     counts = {name: entries[name].rows if name in entries else 0 for name in LOAD_ORDER}
+    summary = functools.partial(
+        _summary,
+        run_id=run_id,
+        rows=counts,
+        full_scan=full,
+        window_start=window_start,
+        window_end=window_end,
+        started=started,
+    )
     if batch_id is None or (not full and sum(counts.values()) == 0):
         log(
             "extract.nothing_new",
@@ -199,17 +209,7 @@ def run_extract(
             seconds=round(time.perf_counter() - started, 4),
             **context,
         )
-        return _summary(
-            run_id=run_id,
-            batch_id=None,
-            key=None,
-            sequence=None,
-            rows=counts,
-            full_scan=full,
-            window_start=window_start,
-            window_end=window_end,
-            started=started,
-        )
+        return summary(batch_id=None, key=None, sequence=None)
     tables = {
         name: entries.get(name)
         or previous.table(name).carried(
@@ -242,14 +242,4 @@ def run_extract(
         seconds=round(time.perf_counter() - started, 4),
         **context,
     )
-    return _summary(
-        run_id=run_id,
-        batch_id=batch_id,
-        key=key,
-        sequence=previous.sequence + 1,
-        rows=counts,
-        full_scan=full,
-        window_start=window_start,
-        window_end=window_end,
-        started=started,
-    )
+    return summary(batch_id=batch_id, key=key, sequence=previous.sequence + 1)

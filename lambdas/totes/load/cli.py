@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from totes.errors import TotesError
 from totes.lake import open_lake
@@ -60,19 +61,20 @@ def _migrate(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> int:
     db = warehouse_db()
     migrate(db)
-    progress = Progress("loading batches", None)
-    summary = load_pending(
-        db,
-        open_lake(processed_lake()),
-        on_batch=lambda total, batch: _step(progress, total, batch),
-    )
+    summary = load_pending(db, open_lake(processed_lake()), on_batch=_progress("loading batches"))
     print(json.dumps(summary))
     return 0
 
 
-def _step(progress: Progress, total: int, batch_id: str) -> None:
-    progress.total = total
-    progress.advance(batch_id)
+def _progress(label: str) -> Callable[[int, str], None]:
+    """A batch-by-batch progress report on stderr, for ``on_batch``."""
+    progress = Progress(label, None)
+
+    def step(total: int, batch_id: str) -> None:
+        progress.total = total
+        progress.advance(batch_id)
+
+    return step
 
 
 def _confirmed(args: argparse.Namespace, target: str) -> None:
@@ -93,11 +95,6 @@ def _confirmed(args: argparse.Namespace, target: str) -> None:
 def _rebuild(args: argparse.Namespace) -> int:
     db = warehouse_db()
     _confirmed(args, f"the warehouse {db.describe()}")
-    progress = Progress("replaying batches", None)
-    summary = rebuild(
-        db,
-        open_lake(processed_lake()),
-        on_batch=lambda total, batch: _step(progress, total, batch),
-    )
+    summary = rebuild(db, open_lake(processed_lake()), on_batch=_progress("replaying batches"))
     print(json.dumps(summary))
     return 0

@@ -13,6 +13,17 @@ from totes.lock.lease import CycleLock, command_holder
 from totes.settings import ingestion_lake
 
 
+def add_wait_option(parser: argparse.ArgumentParser) -> None:
+    """``--wait SECONDS`` of the commands that take the cycle lock."""
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another cycle is running, wait up to this long for it (default: 0)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lock = subparsers.add_parser(
         "lock",

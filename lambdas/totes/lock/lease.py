@@ -268,3 +268,16 @@ def holding(
         renewer.join()
         if not lock.release(holder):
             log("lock.lost_before_release", level="warning", holder=holder)
+
+
+def command_holding(
+    lake: Lake, command: str, wait_seconds: float
+) -> contextlib.AbstractContextManager[LeaseRecord]:
+    """The cycle lock held by a command for its duration, waiting up to ``wait_seconds``."""
+    return holding(
+        CycleLock(lake),
+        command_holder(command),
+        ttl=COMMAND_LEASE_TTL,
+        wait=timedelta(seconds=wait_seconds),
+        on_busy=tell_waiting,
+    )

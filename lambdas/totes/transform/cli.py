@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import timedelta
+
+from totes.lock.cli import add_wait_option
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,13 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "under the cycle lock. Exits 75 when a cycle holds the lock.",
     )
     replay.add_argument("keys", nargs="+", help="quarantine object keys, as `list` prints them")
-    replay.add_argument(
-        "--wait",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="when a cycle is running, wait up to this long for it (default: 0)",
-    )
+    add_wait_option(replay)
     replay.set_defaults(handler=_replay)
 
 
@@ -58,24 +53,12 @@ def _list(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from totes.lake import open_lake
-    from totes.lock.lease import (
-        COMMAND_LEASE_TTL,
-        CycleLock,
-        command_holder,
-        holding,
-        tell_waiting,
-    )
+    from totes.lock.lease import command_holding
     from totes.settings import ingestion_lake, processed_lake
     from totes.transform.replay import replay
 
     ingestion = open_lake(ingestion_lake())
-    with holding(
-        CycleLock(ingestion),
-        command_holder("totes-replay"),
-        ttl=COMMAND_LEASE_TTL,
-        wait=timedelta(seconds=args.wait),
-        on_busy=tell_waiting,
-    ):
+    with command_holding(ingestion, "totes-replay", args.wait):
         result = replay(ingestion, open_lake(processed_lake()), args.keys)
     print(json.dumps(result))
     return 0

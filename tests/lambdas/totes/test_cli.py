@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from totes_dev.devstack.deploy import database_environment
 
 from totes.cli import build_parser
 from totes.lake import LocalLake
@@ -39,16 +40,7 @@ def _totes(
 
 def _environment(source: DbSettings, warehouse: DbSettings, root: Path) -> dict[str, str]:
     return {
-        "PG_HOST": source.host,
-        "PG_PORT": str(source.port),
-        "PG_USER": source.user,
-        "PG_PASSWORD": source.password,
-        "PG_DATABASE": source.database,
-        "PG_HOST_DW": warehouse.host,
-        "PG_PORT_DW": str(warehouse.port),
-        "PG_USER_DW": warehouse.user,
-        "PG_PASSWORD_DW": warehouse.password,
-        "PG_DATABASE_DW": warehouse.database,
+        **database_environment(source, warehouse),
         "TOTES_INGESTION_URI": str(root / "ingestion"),
         "TOTES_PROCESSED_URI": str(root / "processed"),
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from totes_dev.devstack.aws import LambdaContext
+from totes_dev.devstack.deploy import database_environment
 
 from totes.extract.handler import lambda_handler as extract
 from totes.load.handler import lambda_handler as load
@@ -22,16 +23,7 @@ def configured(
 ) -> None:
     warehouse = new_database("wh")
     for name, value in {
-        "PG_HOST": source_feb.host,
-        "PG_PORT": str(source_feb.port),
-        "PG_USER": source_feb.user,
-        "PG_PASSWORD": source_feb.password,
-        "PG_DATABASE": source_feb.database,
-        "PG_HOST_DW": warehouse.host,
-        "PG_PORT_DW": str(warehouse.port),
-        "PG_USER_DW": warehouse.user,
-        "PG_PASSWORD_DW": warehouse.password,
-        "PG_DATABASE_DW": warehouse.database,
+        **database_environment(source_feb, warehouse),
         "TOTES_INGESTION_URI": str(tmp_path / "ingestion"),
         "TOTES_PROCESSED_URI": str(tmp_path / "processed"),
     }.items():

@@ -63,19 +63,9 @@ def stack(source_feb: DbSettings, new_database: Any, tmp_path: Path) -> Stack:
 
 
 def _environment(stack: Stack) -> dict[str, str]:
-    source, warehouse = stack.source, stack.warehouse
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PG_", "TOTES_"))},
-        "PG_HOST": source.host,
-        "PG_PORT": str(source.port),
-        "PG_USER": source.user,
-        "PG_PASSWORD": source.password,
-        "PG_DATABASE": source.database,
-        "PG_HOST_DW": warehouse.host,
-        "PG_PORT_DW": str(warehouse.port),
-        "PG_USER_DW": warehouse.user,
-        "PG_PASSWORD_DW": warehouse.password,
-        "PG_DATABASE_DW": warehouse.database,
+        **database_environment(stack.source, stack.warehouse),
         "TOTES_INGESTION_URI": stack.ingestion.uri,
         "TOTES_PROCESSED_URI": stack.processed.uri,
     }
