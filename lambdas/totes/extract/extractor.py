@@ -42,7 +42,11 @@ from totes.tables import LOAD_ORDER, SOURCE_TABLES
 
 def committed_watermark(lake: Lake) -> datetime | None:
     """The newest ``last_updated`` any committed batch captured, as a UTC instant."""
-    marks = [e.watermark for e in load_previous(lake).tables.values() if e.watermark is not None]
+    return _watermark(load_previous(lake))
+
+
+def _watermark(previous: Previous) -> datetime | None:
+    marks = [e.watermark for e in previous.tables.values() if e.watermark is not None]
     return max(marks).replace(tzinfo=UTC) if marks else None
 
 
@@ -114,6 +118,9 @@ def run_extract(
 ) -> dict[str, Any]:
     """Capture every row version before ``window_end`` that no committed batch holds yet.
 
+    The rows read never depend on ``window_start``: what is pending is decided by the committed
+    state. A run given no ``window_start`` (a manual start, a DAG run without a data interval)
+    records the committed watermark as the start of its window, as ``totes run`` does.
     Returns a small JSON summary; ``batch_id`` is None when nothing was committed."""
     started = time.perf_counter()
     upper = naive_utc(window_end)
@@ -137,6 +144,9 @@ def run_extract(
                 extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
                 _log_drift(extras, context)
                 previous = pending_previous.result()
+                if window_start is None:
+                    window_start = _watermark(previous)
+                    context["window_start"] = window_start
                 full = full_scan_due(
                     settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
                 )

@@ -1,13 +1,15 @@
 """AWS Lambda entry point of the extract stage: a thin composition root.
 
 The event is the state machine's input: ``{"run_id", "window_start", "window_end", "full_scan"}``.
+A window may be left open (null or absent, as for a DAG run with no data interval): the run then
+reads up to now, from the last committed watermark, and its summary says which window it used.
 The lake and the extract settings are built once per container; the source's credentials come
 from settings (cached secret) and are re-read once if the source refuses them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from totes.clock import parse_instant
@@ -24,9 +26,9 @@ def _resources() -> tuple[Lake, ExtractSettings]:
     return open_lake(ingestion_lake()), extract_settings()
 
 
-def _instant(event: dict[str, Any], name: str, *, required: bool) -> datetime | None:
+def _instant(event: dict[str, Any], name: str) -> datetime | None:
     value = event.get(name)
-    if value is None and not required:
+    if value is None:
         return None
     if not isinstance(value, str):
         raise SettingsError(f"extract event field {name} must be an ISO-8601 UTC string")
@@ -44,9 +46,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not isinstance(full_scan, bool):
         raise SettingsError("extract event field full_scan must be true or false")
     run_id = str(event.get("run_id") or "manual")
-    window_start = _instant(event, "window_start", required=False)
-    window_end = _instant(event, "window_end", required=True)
-    assert window_end is not None
+    window_start = _instant(event, "window_start")
+    window_end = _instant(event, "window_end") or datetime.now(UTC)
     lake, settings = _resources()
     summary = with_fresh_credentials(
         lambda fresh: run_extract(

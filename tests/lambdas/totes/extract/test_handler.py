@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from totes_dev.devstack.aws import LambdaContext
 
@@ -65,10 +67,24 @@ def test_resources_are_built_once_per_container_and_settings_read_each_call(
         handler.lambda_handler(EVENT, lambda_context)
 
 
+@pytest.mark.usefixtures("configured")
+def test_a_run_without_a_window_reads_up_to_now_and_says_which_window_it_used() -> None:
+    before = datetime.now(UTC)
+    first = handler.lambda_handler({"run_id": "manual__1"}, lambda_context)
+    assert first["rows"]["sales_order"] == 6941
+    assert first["window_start"] is None  # nothing was committed before
+    assert before <= datetime.fromisoformat(first["window_end"]) <= datetime.now(UTC)
+    open_window = {"run_id": "manual__2", "window_start": None, "window_end": None}
+    again = handler.lambda_handler(open_window, lambda_context)
+    assert again["batch_id"] is None
+    # From the newest change the first run captured, as `totes run` does.
+    assert again["window_start"] == "2024-02-23T11:11:10.072000+00:00"
+    assert datetime.fromisoformat(again["window_end"]) > datetime.fromisoformat(first["window_end"])
+
+
 @pytest.mark.parametrize(
     ("event", "message"),
     [
-        ({**EVENT, "window_end": None}, "window_end"),
         ({**EVENT, "window_end": "2024-02-24T00:00:00"}, "window_end"),
         ({**EVENT, "window_start": "yesterday"}, "window_start"),
         ({**EVENT, "full_scan": "yes"}, "full_scan"),
