@@ -131,7 +131,7 @@ def snapshots() -> Path:
 # Each kind is built once per test worker as a template database; every test gets its own copy
 # (CREATE DATABASE ... TEMPLATE ...), which takes a fraction of a second and may be modified.
 
-_SOURCE_KINDS = ("empty", "feb", "nov", "generated")
+_SOURCE_KINDS = ("empty", "feb", "nov", "generated", "small")
 
 
 def _worker() -> str:
@@ -163,8 +163,10 @@ def _drop_database(admin: DbSettings, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def source_template(pg_admin: DbSettings, snapshots: Path) -> Callable[[str], str]:
-    """Name of the template database of a kind in _SOURCE_KINDS, built on first use."""
+def source_template(pg_admin: DbSettings, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Name of the template database of a kind in _SOURCE_KINDS, built on first use. Only the
+    real kinds need the snapshots (the fixtures of those kinds ask for them, which marks their
+    tests real_snapshots); generated kinds run anywhere."""
     from totes_dev.source.schema import create_schema
     from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
@@ -177,6 +179,7 @@ def source_template(pg_admin: DbSettings, snapshots: Path) -> Callable[[str], st
         if kind == "empty":
             create_schema(recreate_database(pg_admin, name))
         elif kind in ("feb", "nov"):
+            snapshots: Path = request.getfixturevalue("snapshots")
             db = _clone_database(pg_admin, template("empty"), name)
             load_snapshot(
                 db, snapshot_path(snapshots, "2024-02-23" if kind == "feb" else "2024-11-15")
@@ -185,6 +188,10 @@ def source_template(pg_admin: DbSettings, snapshots: Path) -> Callable[[str], st
             from totes_dev.source.generate import generate
 
             generate(_clone_database(pg_admin, template("empty"), name), scale=1, seed=1)
+        elif kind == "small":
+            from totes_dev.source.generate import generate
+
+            generate(_clone_database(pg_admin, template("empty"), name), scale=0.05, seed=5)
         else:
             raise ValueError(f"unknown source kind {kind!r}; one of {_SOURCE_KINDS}")
         built[kind] = name
@@ -211,15 +218,28 @@ def source_empty(
 
 
 @pytest.fixture
-def source_feb(pg_admin: DbSettings, source_template: Callable[[str], str]) -> Iterator[DbSettings]:
+def source_feb(
+    pg_admin: DbSettings, source_template: Callable[[str], str], snapshots: Path
+) -> Iterator[DbSettings]:
     """A fresh source database holding the real 2024-02-23 snapshot."""
     yield from _source_copy(pg_admin, source_template, "feb")
 
 
 @pytest.fixture
-def source_nov(pg_admin: DbSettings, source_template: Callable[[str], str]) -> Iterator[DbSettings]:
+def source_nov(
+    pg_admin: DbSettings, source_template: Callable[[str], str], snapshots: Path
+) -> Iterator[DbSettings]:
     """A fresh source database holding the real 2024-11-15 snapshot."""
     yield from _source_copy(pg_admin, source_template, "nov")
+
+
+@pytest.fixture
+def source_small(
+    pg_admin: DbSettings, source_template: Callable[[str], str]
+) -> Iterator[DbSettings]:
+    """A fresh source database holding generated data at scale 0.05, seed 5 (about 2 500 rows):
+    for scenarios that run many cycles."""
+    yield from _source_copy(pg_admin, source_template, "small")
 
 
 @pytest.fixture

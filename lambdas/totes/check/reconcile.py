@@ -30,6 +30,7 @@ class TableDiff:
     missing_count: int = 0
     extra_count: int = 0
     changed_count: int = 0
+    retained_count: int = 0  # rows kept for keys the source no longer has, as the rules say
 
     @property
     def ok(self) -> bool:
@@ -60,7 +61,9 @@ def compare_table(
     sample: int = SAMPLE,
 ) -> TableDiff:
     """Row-by-key comparison of the course columns; ``allow_extra`` for tables that legitimately
-    keep rows the current source no longer implies (dim_date keeps every date once referenced)."""
+    keep rows the current source no longer implies: dim_date keeps every date once referenced,
+    and a dimension keeps the last captured row of a key deleted at the source, because fact
+    history refers to it. Such rows are counted as retained, not as differences."""
     columns = spec.column_names
     schema = pa.schema([(c.name, c.arrow_type) for c in spec.columns])
     want = _keyed(expected.select(columns).cast(schema), spec.key, columns)
@@ -70,11 +73,13 @@ def compare_table(
         diff.missing_count += 1
         if len(diff.missing) < sample:
             diff.missing.append(f"{spec.key}={key}")
-    if not allow_extra:
-        for key in sorted(have.keys() - want.keys()):
-            diff.extra_count += 1
-            if len(diff.extra) < sample:
-                diff.extra.append(f"{spec.key}={key}")
+    for key in sorted(have.keys() - want.keys()):
+        if allow_extra:
+            diff.retained_count += 1
+            continue
+        diff.extra_count += 1
+        if len(diff.extra) < sample:
+            diff.extra.append(f"{spec.key}={key}")
     for key in sorted(want.keys() & have.keys()):
         if want[key] == have[key]:
             continue
@@ -92,7 +97,13 @@ def compare_table(
 def format_report(report: CheckReport) -> str:
     if report.ok:
         compared = ", ".join(f"{t.table} {t.actual_rows}" for t in report.tables)
-        return f"warehouse matches the source ({compared})"
+        retained = ", ".join(
+            f"{t.table} {t.retained_count}"
+            for t in report.tables
+            if t.retained_count and t.table != "dim_date"
+        )
+        kept = f"; kept for keys the source deleted: {retained}" if retained else ""
+        return f"warehouse matches the source ({compared}){kept}"
     lines = ["warehouse differs from the source:"]
     for diff in report.tables:
         if diff.ok:

@@ -45,8 +45,17 @@ def test_extra_rows_may_be_allowed_and_samples_are_capped() -> None:
     actual = _currencies(*[(i, "GBP", "y") for i in range(1, 13)])
     diff = compare_table(CURRENCY, expected, actual, allow_extra=True, sample=1)
     assert diff.extra_count == 0
+    assert diff.retained_count == 10  # rows of keys the source deleted: kept, and counted
     assert diff.changed_count == 2
     assert len(diff.changed) == 1
+
+
+def test_a_consistent_report_names_the_rows_kept_for_deleted_keys() -> None:
+    expected = _currencies((1, "GBP", "x"))
+    actual = _currencies((1, "GBP", "x"), (2, "EUR", "y"))
+    report = CheckReport([compare_table(CURRENCY, expected, actual, allow_extra=True)])
+    assert report.ok
+    assert format_report(report).endswith("; kept for keys the source deleted: dim_currency 1")
 
 
 def test_fact_values_compare_as_exact_decimals() -> None:
