@@ -121,11 +121,17 @@ def format_report(report: CheckReport) -> str:
 
 
 def duplicate_versions_sql(fact: WarehouseTable) -> str:
-    """Natural ids holding two rows identical in every course column and the deletion flag."""
-    columns = ", ".join(ident(c) for c in [*fact.column_names, "is_deleted"])
+    """Natural ids with a version recorded twice in a row: identical in every course column and
+    the deletion flag to the version just before it. (A version may come back later, after
+    another one: A -> B -> A is three observations.)"""
+    assert fact.record_id is not None
+    row = "ROW(" + ", ".join(ident(c) for c in [*fact.column_names, "is_deleted"]) + ")"
+    key = ident(fact.key)
     return (
-        f"SELECT {ident(fact.key)}, count(*) FROM {ident(fact.name)} "
-        f"GROUP BY {columns} HAVING count(*) > 1 ORDER BY 1 LIMIT {SAMPLE}"
+        f"SELECT {key}, count(*) FROM (SELECT {key}, {row} IS NOT DISTINCT FROM "
+        f"lag({row}) OVER (PARTITION BY {key} ORDER BY {ident(fact.record_id)}) AS repeated "
+        f"FROM {ident(fact.name)}) AS versions WHERE repeated "
+        f"GROUP BY {key} ORDER BY 1 LIMIT {SAMPLE}"
     )
 
 
@@ -151,7 +157,7 @@ def reference_problems(fact: str, rows: Iterable[tuple[Any, ...]]) -> list[str]:
 
 
 def duplicate_problems(fact: str, rows: Iterable[tuple[Any, ...]]) -> list[str]:
-    return [f"{fact}: version of {n} identical rows for id {key}" for key, n in rows]
+    return [f"{fact}: id {key} has a version recorded twice in a row ({n} time(s))" for key, n in rows]
 
 
 FACT_NAMES = tuple(f.name for f in FACTS)

@@ -107,16 +107,13 @@ class WarehouseTable:
 
     @property
     def version_key(self) -> tuple[str, ...]:
-        """A fact version's identity: the columns of its unique constraint."""
+        """What makes a fact version differ from the one before it of the same id."""
         return (self.key, "last_updated_date", "last_updated_time", "content_hash", "is_deleted")
 
     @property
     def current_view(self) -> str:
         return f"{self.name}_current"
 
-    @property
-    def version_constraint(self) -> str:
-        return f"{self.name}_version_key"
 
 
 # Load metadata of every fact row; their Arrow types are what the processed lake carries.

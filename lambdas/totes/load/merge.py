@@ -72,33 +72,39 @@ def dimension_merge_sql(table: WarehouseTable) -> str:
 
 
 def fact_merge_sql(table: WarehouseTable) -> str:
-    """Append the versions the warehouse does not hold yet.
+    """Append the versions that differ from the latest one recorded for their id.
 
-    Record ids are assigned here, continuing from the highest one, in capture order (sequence,
-    then capture_seq). Numbering only the new versions, inside the batch's transaction, keeps ids
-    free of gaps: a retried or replayed batch yields exactly the ids of a clean run, which a
-    sequence (advanced even by rolled-back or skipped inserts) would not. The loader holds the
-    warehouse lock, so no other writer can take the same ids.
+    A version is compared with the latest of its id only, not with all history, so a row that
+    returns to an earlier value (A -> B -> A) is recorded again. Record ids are assigned here,
+    continuing from the highest one, in capture order (sequence, then capture_seq). Numbering
+    only the new versions, inside the batch's transaction, keeps ids free of gaps: a retried or
+    replayed batch yields exactly the ids of a clean run, which a sequence (advanced even by
+    rolled-back or skipped inserts) would not. The loader holds the warehouse lock, so no other
+    writer can take the same ids or change the latest versions meanwhile.
     """
     assert table.record_id is not None
     names = [c.name for c in table.staged_columns]
     version = [ident(n) for n in table.version_key]
+    key = ident(table.key)
     record_id = ident(table.record_id)
     target = ident(table.name)
-    match = " AND ".join(f"f.{v} = s.{v}" for v in version)
+    match = " AND ".join(f"l.{v} = s.{v}" for v in version)
     return (
         f"WITH incoming AS ("
         f"SELECT DISTINCT ON ({', '.join(version)}) * FROM {staging_table(table)} "
         f"ORDER BY {', '.join(version)}, {ident('sequence')}, {ident('capture_seq')}"
+        f"), latest AS ("
+        f"SELECT DISTINCT ON (f.{key}) {_columns(list(table.version_key), 'f.')} "
+        f"FROM {target} AS f WHERE f.{key} IN (SELECT {key} FROM incoming) "
+        f"ORDER BY f.{key}, f.{record_id} DESC"
         f"), fresh AS ("
         f"SELECT s.* FROM incoming AS s "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS f WHERE {match})"
+        f"WHERE NOT EXISTS (SELECT 1 FROM latest AS l WHERE {match})"
         f"), top AS (SELECT coalesce(max({record_id}), 0) AS id FROM {target}) "
         f"INSERT INTO {target} ({record_id}, {_columns(names)}) "
         f"SELECT top.id + row_number() OVER "
         f"(ORDER BY s.{ident('sequence')}, s.{ident('capture_seq')}), {_columns(names, 's.')} "
-        f"FROM fresh AS s CROSS JOIN top "
-        f"ON CONFLICT ON CONSTRAINT {ident(table.version_constraint)} DO NOTHING"
+        f"FROM fresh AS s CROSS JOIN top"
     )
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from totes.errors import CycleBusyError, LakeError, ObjectExistsError
+from totes.errors import CycleBusyError, LakeError, ObjectExistsError, reason
 from totes.lake import Lake, get_json, put_json
 from totes.observability import log
 
@@ -266,8 +266,23 @@ def holding(
     finally:
         stop.set()
         renewer.join()
-        if not lock.release(holder):
-            log("lock.lost_before_release", level="warning", holder=holder)
+        _release_retrying(lock, holder)
+
+
+_RELEASE_ATTEMPTS = 3
+
+
+def _release_retrying(lock: CycleLock, holder: str) -> None:
+    """Give the lock back, trying again after a storage failure: a lease left behind blocks
+    every other cycle until it lapses. If the storage stays down, it lapses after its ttl."""
+    for attempt in range(_RELEASE_ATTEMPTS):
+        try:
+            if not lock.release(holder):
+                log("lock.lost_before_release", level="warning", holder=holder)
+            return
+        except Exception as exc:  # the lake's own errors and a storage that failed outright
+            log("lock.release_failed", level="warning", holder=holder, reason=reason(exc))
+            time.sleep(0.2 * 2**attempt)
 
 
 def command_holding(

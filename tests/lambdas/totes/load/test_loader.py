@@ -119,6 +119,33 @@ def test_silent_edit_is_a_new_version_and_current_follows_capture_order(
     assert _query(warehouse, "SELECT design_id FROM fact_sales_order_current") == [(2,)]
 
 
+def test_a_row_edited_back_to_an_earlier_value_is_recorded_again(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    """A -> B -> A in place, each captured by a run: three versions, and current shows A."""
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1)]})
+    processed_writer.commit({"fact_sales_order": [helpers.sale(1, design_id=2)]})
+    processed_writer.commit({"fact_sales_order": [helpers.sale(1)]})
+
+    load_pending(warehouse, processed_writer.lake)
+
+    assert _query(
+        warehouse, "SELECT sales_record_id, design_id FROM fact_sales_order ORDER BY 1"
+    ) == [(1, 1), (2, 2), (3, 1)]
+    assert _query(warehouse, "SELECT design_id FROM fact_sales_order_current") == [(1,)]
+
+
+def test_a_version_equal_to_the_latest_one_adds_nothing(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1)]})
+    processed_writer.commit({"fact_sales_order": [helpers.sale(1)]})  # e.g. a replayed row
+    summary = load_pending(warehouse, processed_writer.lake)
+    assert len(summary["batches"]) == 2
+    assert summary["fact_versions_added"]["fact_sales_order"] == 1
+    assert _query(warehouse, "SELECT count(*) FROM fact_sales_order") == [(1,)]
+
+
 def test_record_ids_follow_capture_order_inside_a_batch(
     warehouse: DbSettings, processed_writer: Any, helpers: Any
 ) -> None:

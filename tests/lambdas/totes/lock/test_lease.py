@@ -163,3 +163,16 @@ def test_breaking_releases_whoever_holds_the_lock(lake: Lake) -> None:
     assert broken is not None
     assert broken.holder == "gone"
     assert lock.acquire("next", HOUR).holder == "next"
+
+
+def test_a_release_that_fails_once_is_tried_again(lake: Lake) -> None:
+    from totes_dev.faults import FaultyLake, at_key
+
+    flaky = FaultyLake(lake, at_key(r"^_leases/"))
+    lock = CycleLock(lake)
+    with holding(lock, "run-a", ttl=HOUR):
+        # The storage fails the next lease write: the release's.
+        lock.lake = flaky
+    current = CycleLock(lake).current()
+    assert current is not None
+    assert (current.state, flaky.failed is not None) == ("released", True)
