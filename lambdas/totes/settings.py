@@ -72,6 +72,9 @@ class LakeLocation:
 class ExtractSettings:
     overlap: timedelta = timedelta(minutes=10)
     full_scan_cadence: str = "daily"
+    # A source query that takes longer fails with a clear error before the Lambda's own 15
+    # minutes end it without one.
+    statement_timeout: timedelta = timedelta(minutes=10)
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
@@ -191,7 +194,18 @@ def extract_settings(env: Mapping[str, str] | None = None) -> ExtractSettings:
             "environment variable TOTES_FULL_SCAN_CADENCE must be one of "
             + ", ".join(FULL_SCAN_CADENCES)
         )
-    return ExtractSettings(overlap=overlap, full_scan_cadence=cadence)
+    raw_timeout = env.get("TOTES_SOURCE_STATEMENT_TIMEOUT_SECONDS", "").strip() or "600"
+    try:
+        timeout = timedelta(seconds=float(raw_timeout))
+    except ValueError:
+        raise SettingsError(
+            "environment variable TOTES_SOURCE_STATEMENT_TIMEOUT_SECONDS must be a number"
+        ) from None
+    if timeout <= timedelta(0):
+        raise SettingsError(
+            "environment variable TOTES_SOURCE_STATEMENT_TIMEOUT_SECONDS must be positive"
+        )
+    return ExtractSettings(overlap=overlap, full_scan_cadence=cadence, statement_timeout=timeout)
 
 
 def lock_wait(env: Mapping[str, str] | None = None) -> timedelta:

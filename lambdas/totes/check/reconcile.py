@@ -157,7 +157,9 @@ def reference_problems(fact: str, rows: Iterable[tuple[Any, ...]]) -> list[str]:
 
 
 def duplicate_problems(fact: str, rows: Iterable[tuple[Any, ...]]) -> list[str]:
-    return [f"{fact}: id {key} has a version recorded twice in a row ({n} time(s))" for key, n in rows]
+    return [
+        f"{fact}: id {key} has a version recorded twice in a row ({n} time(s))" for key, n in rows
+    ]
 
 
 FACT_NAMES = tuple(f.name for f in FACTS)

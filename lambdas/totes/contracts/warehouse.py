@@ -115,7 +115,6 @@ class WarehouseTable:
         return f"{self.name}_current"
 
 
-
 # Load metadata of every fact row; their Arrow types are what the processed lake carries.
 FACT_METADATA: tuple[WColumn, ...] = (
     WColumn("content_hash", "text"),

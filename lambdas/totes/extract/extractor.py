@@ -140,7 +140,7 @@ def run_extract(
             with connect(
                 source, error=SourceError, role="source", application_name="totes-extract"
             ) as conn:
-                reader.begin_snapshot(conn)
+                reader.begin_snapshot(conn, settings.statement_timeout)
                 extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
                 _log_drift(extras, context)
                 previous = pending_previous.result()

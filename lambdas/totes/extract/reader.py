@@ -8,7 +8,7 @@ step and table.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 import pyarrow as pa
@@ -23,11 +23,15 @@ from totes.tables import SourceTable
 BLOCK_BYTES = 8 << 20
 
 
-def begin_snapshot(conn: psycopg.Connection) -> None:
+def begin_snapshot(conn: psycopg.Connection, statement_timeout: timedelta | None = None) -> None:
+    """One read-only snapshot for every query of the run; each statement limited in time."""
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     try:
         conn.execute(SESSION_SETUP)
+        if statement_timeout is not None:
+            milliseconds = int(statement_timeout.total_seconds() * 1000)
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(milliseconds),))
     except psycopg.Error as exc:
         raise SourceError(f"preparing the source session failed: {reason(exc)}") from None
 

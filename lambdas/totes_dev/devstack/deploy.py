@@ -248,11 +248,13 @@ def deploy(
     names: ResourceNames | None = None,
     *,
     handlers: Mapping[str, Handler] | None = None,
+    function_environment: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Deployment:
     """Create (or update) the environment on the moto server boto3 points at.
 
     ``lambda_environment`` is what Terraform puts in each function's environment (database
-    settings or secret ids); the lake URIs are added from the provisioned buckets. ``handlers``
+    settings or secret ids); the lake URIs are added from the provisioned buckets;
+    ``function_environment`` adds to one function's (an outage of one stage). ``handlers``
     replaces some of the real handlers (tests of the state machine itself); the others, and all
     by default, are the real ones.
     """
@@ -269,10 +271,9 @@ def deploy(
         # One role per function, as in Terraform: each may touch only its own buckets and secret.
         role_arn = _role(f"{function_name}-role", "lambda.amazonaws.com")
         handler = (handlers or {}).get(function) or _import(HANDLERS[function])
-        register_handler(function_name, _with_environment(handler, environment))
-        function_arns[function] = _deploy_function(
-            function_name, HANDLERS[function], role_arn, environment
-        )
+        own = {**environment, **(function_environment or {}).get(function, {})}
+        register_handler(function_name, _with_environment(handler, own))
+        function_arns[function] = _deploy_function(function_name, HANDLERS[function], role_arn, own)
     definition = state_machine_definition(function_arns, provisioned["alerts_topic_arn"])
     machine_role = _role(f"{names.state_machine}-role", f"states.{REGION}.amazonaws.com")
     state_machine_arn = _deploy_state_machine(names.state_machine, definition, machine_role)
