@@ -1,7 +1,8 @@
 """``totes check``: reconcile the warehouse with the source's current rows.
 
 The source is read in one repeatable-read snapshot, remodelled with the transform's own pure
-rules (``full_model``), and compared with the warehouse's dimensions and ``*_current`` views.
+rules (``totes.transform.rules.model``), and compared with the warehouse's dimensions and
+``*_current`` views.
 The warehouse is also checked for duplicated fact versions, removed versions and references
 without a dimension row.
 """
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from totes.check import reconcile
+from totes.contracts.ingestion import source_schema
 from totes.contracts.warehouse import DIM_DATE, DIMENSION_KEYS, DIMENSIONS, FACTS, WarehouseTable
 from totes.db import connect
 from totes.errors import SourceError, WarehouseError, reason
@@ -22,7 +24,7 @@ from totes.load.merge import ident
 from totes.settings import DbSettings
 from totes.tables import LOAD_ORDER as SOURCE_ORDER
 from totes.tables import source_table
-from totes.transform.rules import full_model
+from totes.transform.rules import model
 
 
 def read_source(db: DbSettings) -> dict[str, pa.Table]:
@@ -33,7 +35,8 @@ def read_source(db: DbSettings) -> dict[str, pa.Table]:
         for name in SOURCE_ORDER:
             spec = source_table(name)
             batches = list(stream_rows(conn, spec, (), None, None))
-            schema = spec.arrow_schema
+            schema = source_schema(name)  # NULLs where the source should have none: the
+            # rules decide, as in the pipeline
             if batches:
                 table = pa.Table.from_batches(batches).select(spec.column_names)
                 tables[name] = table.cast(schema)
@@ -69,7 +72,14 @@ def _read_warehouse(conn: psycopg.Connection, relation: str, spec: WarehouseTabl
 
 
 def check(source: DbSettings, warehouse: DbSettings) -> reconcile.CheckReport:
-    model = full_model(read_source(source))
+    remodelled = model(read_source(source), {})
+    tables = remodelled.tables
+    # A key whose current source row breaks a rule is quarantined; the warehouse keeps its last
+    # valid version, if it ever had one. It is held back, not a difference.
+    held_back = {
+        table: {int(key) for key in rows.column("key").to_pylist() if key is not None}
+        for table, rows in remodelled.quarantine.items()
+    }
     diffs: list[reconcile.TableDiff] = []
     problems: list[str] = []
     with connect(warehouse, error=WarehouseError, role="warehouse") as conn:
@@ -81,11 +91,15 @@ def check(source: DbSettings, warehouse: DbSettings) -> reconcile.CheckReport:
                 # Dimensions keep the rows of keys deleted at the source (fact history refers
                 # to them), and dim_date every date once referenced.
                 diffs.append(
-                    reconcile.compare_table(spec, model[spec.name], actual, allow_extra=True)
+                    reconcile.compare_table(spec, tables[spec.name], actual, allow_extra=True)
                 )
             for fact in FACTS:
                 actual = _read_warehouse(conn, fact.current_view, fact)
-                diffs.append(reconcile.compare_table(fact, model[fact.name], actual))
+                diffs.append(
+                    reconcile.compare_table(
+                        fact, tables[fact.name], actual, held_back=held_back[str(fact.source)]
+                    )
+                )
                 problems += reconcile.duplicate_problems(
                     fact.name, conn.execute(reconcile.duplicate_versions_sql(fact)).fetchall()
                 )

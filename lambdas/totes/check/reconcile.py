@@ -7,7 +7,7 @@ compared: they describe how a version arrived, not what the source holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ class TableDiff:
     extra_count: int = 0
     changed_count: int = 0
     retained_count: int = 0  # rows kept for keys the source no longer has, as the rules say
+    held_back_count: int = 0  # keys whose current source row is quarantined: last valid kept
 
     @property
     def ok(self) -> bool:
@@ -58,12 +59,14 @@ def compare_table(
     actual: pa.Table,
     *,
     allow_extra: bool = False,
+    held_back: Collection[Any] = (),
     sample: int = SAMPLE,
 ) -> TableDiff:
     """Row-by-key comparison of the course columns; ``allow_extra`` for tables that legitimately
     keep rows the current source no longer implies: dim_date keeps every date once referenced,
     and a dimension keeps the last captured row of a key deleted at the source, because fact
-    history refers to it. Such rows are counted as retained, not as differences."""
+    history refers to it. Such rows are counted as retained, not as differences. Keys in
+    ``held_back`` (their current source row is quarantined) may hold their last valid row."""
     columns = spec.column_names
     schema = pa.schema([(c.name, c.arrow_type) for c in spec.columns])
     want = _keyed(expected.select(columns).cast(schema), spec.key, columns)
@@ -74,6 +77,9 @@ def compare_table(
         if len(diff.missing) < sample:
             diff.missing.append(f"{spec.key}={key}")
     for key in sorted(have.keys() - want.keys()):
+        if key in held_back:
+            diff.held_back_count += 1
+            continue
         if allow_extra:
             diff.retained_count += 1
             continue
@@ -103,7 +109,11 @@ def format_report(report: CheckReport) -> str:
             if t.retained_count and t.table != "dim_date"
         )
         kept = f"; kept for keys the source deleted: {retained}" if retained else ""
-        return f"warehouse matches the source ({compared}){kept}"
+        held = ", ".join(
+            f"{t.table} {t.held_back_count}" for t in report.tables if t.held_back_count
+        )
+        held_back = f"; last valid version kept for quarantined rows: {held}" if held else ""
+        return f"warehouse matches the source ({compared}){kept}{held_back}"
     lines = ["warehouse differs from the source:"]
     for diff in report.tables:
         if diff.ok:

@@ -52,8 +52,12 @@ def source_schema(table: str) -> pa.Schema:
 
 
 def landing_schema(table: SourceTable, extras: Sequence[str] = ()) -> pa.Schema:
-    """A landed file: the source columns, any drifted new column as text, then hash and op."""
-    fields = list(table.arrow_schema)
+    """A landed file: the source columns, any drifted new column as text, then hash and op.
+
+    Every source column may be NULL here even where the source declares NOT NULL: the lake keeps
+    what the source held, and a value the warehouse needs is the transform's to check (a row
+    without it is quarantined with its reason, not lost with the whole batch)."""
+    fields = [field.with_nullable(True) for field in table.arrow_schema]
     fields += [pa.field(name, pa.string()) for name in extras]
     fields += [
         pa.field(HASH_COLUMN, pa.string(), nullable=False),

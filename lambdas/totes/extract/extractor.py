@@ -7,6 +7,7 @@ not moved) captures the same rows again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -170,17 +171,20 @@ def run_extract(
                         None if full else lowers[name],
                         None if full else upper,
                     )
-                    result = capture_table(
-                        rows,
-                        lake=lake,
-                        table=spec,
-                        extras=extras[name],
-                        previous=previous.table(name),
-                        batch_id=batch_id,
-                        upper=upper,
-                        full_scan=full,
-                        overlap=settings.overlap,
-                    )
+                    # Closed whatever happens: a COPY left open holds the connection, and
+                    # leaving the connection would then wait on it for ever.
+                    with contextlib.closing(rows):
+                        result = capture_table(
+                            rows,
+                            lake=lake,
+                            table=spec,
+                            extras=extras[name],
+                            previous=previous.table(name),
+                            batch_id=batch_id,
+                            upper=upper,
+                            full_scan=full,
+                            overlap=settings.overlap,
+                        )
                     entries[name] = result.entry
                     # Arrow's allocator keeps freed pages for reuse; hand them back between
                     # tables so that one table's peak does not sit under the next one's.

@@ -7,7 +7,7 @@ step and table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import psycopg
@@ -78,7 +78,7 @@ def stream_rows(
     upper: datetime | None,
     *,
     block_bytes: int = BLOCK_BYTES,
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """Rows of ``table`` in key order as record batches of about ``block_bytes`` of CSV each.
 
     psycopg hands COPY data over one row at a time, so whole rows are gathered into a block and
