@@ -23,10 +23,10 @@ def test_missing_input_fields_get_defaults_before_any_state_reads_them() -> None
     merged = states["WithDefaults"]["Parameters"]["input.$"]
     assert merged == "States.JsonMerge($.defaults, $.given, false)"  # what was given wins
     assert states["WithDefaults"]["Next"] == "AcquireLock"
-    # The output reports the window the extract used, which fills in an open one.
+    # The output carries the window asked for, and the extract's report the window it used.
     summary = states["Summary"]["Parameters"]
-    assert summary["window_start.$"] == "$.extract.window_start"
-    assert summary["window_end.$"] == "$.extract.window_end"
+    assert summary["window_start.$"] == "$.window_start"
+    assert summary["extract.$"] == "$.extract"
 
 
 def test_state_machine_retries_transient_errors_and_alerts_before_failing() -> None:
