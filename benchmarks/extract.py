@@ -34,12 +34,6 @@ import boto3
 import psycopg
 import pyarrow as pa
 from psycopg import sql
-from totes_dev.devstack.aws import REGION, start_moto
-from totes_dev.devstack.postgres import postgres_server
-from totes_dev.source.formats import snapshot_root
-from totes_dev.source.generate import generate
-from totes_dev.source.schema import create_schema
-from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 from totes.extract import handler
 from totes.extract.extractor import run_extract
@@ -47,8 +41,16 @@ from totes.extract.sql import copy_rows_sql
 from totes.lake import S3Lake
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, source_table
+from totes_dev.devstack.aws import REGION, LambdaContext, start_moto
+from totes_dev.devstack.postgres import postgres_server
+from totes_dev.source.formats import snapshot_root
+from totes_dev.source.generate import generate
+from totes_dev.source.schema import create_schema
+from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 NO_CHANGE_RUNS = 30
+
+CONTEXT = LambdaContext("totes-bench-extract")
 
 
 def _database(admin: DbSettings, role: str) -> DbSettings:
@@ -90,12 +92,12 @@ def bench_no_change(admin: DbSettings) -> dict[str, Any]:
         "window_end": datetime.now(UTC).isoformat(),
         "full_scan": False,
     }
-    first = handler.lambda_handler(event, None)  # lands everything, builds the cached clients
+    first = handler.lambda_handler(event, CONTEXT)  # lands everything, builds the cached clients
     assert first["batch_id"] is not None
     seconds: list[float] = []
     for _ in range(NO_CHANGE_RUNS):
         started = time.perf_counter()
-        result = handler.lambda_handler(event, None)
+        result = handler.lambda_handler(event, CONTEXT)
         seconds.append(time.perf_counter() - started)
         assert result["batch_id"] is None
     return {

@@ -27,10 +27,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from totes_dev.source.formats import snapshot_root
-from totes_dev.source.generate import generate
-from totes_dev.source.schema import create_schema
-from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 from totes.commits import newest
 from totes.contracts.warehouse import LOAD_ORDER
@@ -42,6 +38,10 @@ from totes.load.migrations import migrate
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
 from totes.transform.transformer import transform_pending
+from totes_dev.source.formats import snapshot_root
+from totes_dev.source.generate import generate
+from totes_dev.source.schema import create_schema
+from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 
 def _database(admin: DbSettings, role: str) -> DbSettings:

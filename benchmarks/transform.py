@@ -32,13 +32,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from totes_dev.landing import with_landing_columns
-from totes_dev.source.formats import snapshot_root
 
 from totes.contracts.ingestion import land_rows, to_landing_types
 from totes.lake import LocalLake, S3Lake
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
 from totes.transform.transformer import transform_pending
+from totes_dev.devstack.aws import LambdaContext
+from totes_dev.landing import with_landing_columns
+from totes_dev.source.formats import snapshot_root
+
+CONTEXT = LambdaContext("totes-bench-transform")
 
 
 def generated(scale: float, seed: int = 1) -> dict[str, pa.Table]:
@@ -145,9 +148,9 @@ def incremental(source: dict[str, pa.Table]) -> dict[str, pa.Table]:
 
 def incremental_handler() -> dict[str, Any]:
     import boto3
-    from totes_dev.devstack.aws import REGION, start_moto
 
     from totes.transform.handler import lambda_handler
+    from totes_dev.devstack.aws import REGION, start_moto
 
     stack = start_moto()
     try:
@@ -161,11 +164,11 @@ def incremental_handler() -> dict[str, Any]:
         source = snapshot()
         land(ingestion, source)
         started = time.perf_counter()
-        lambda_handler({}, None)
+        lambda_handler({}, CONTEXT)
         first_seconds = time.perf_counter() - started
         land(ingestion, incremental(source))
         started = time.perf_counter()
-        summary = lambda_handler({}, None)
+        summary = lambda_handler({}, CONTEXT)
         seconds = time.perf_counter() - started
     finally:
         stack.stop()

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import boto3
 import pytest
-from totes_dev.devstack.airflow import configure_test_process, use_metadata_database
-from totes_dev.devstack.aws import REGION, MotoStack, start_moto
-from totes_dev.devstack.postgres import postgres_server, recreate_database
-from totes_dev.source.formats import snapshot_root
 
 from totes.lake import LocalLake, S3Lake
 from totes.runtime import reset_container
 from totes.settings import DbSettings
+from totes_dev.devstack.airflow import configure_test_process, use_metadata_database
+from totes_dev.devstack.aws import REGION, MotoStack, start_moto
+from totes_dev.devstack.postgres import postgres_server, recreate_database
+from totes_dev.source.formats import snapshot_root
 
 _db_counter = itertools.count()
 

@@ -167,10 +167,17 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def read_parquet(lake: Lake, key: str) -> pa.Table:
+def parquet_table(data: bytes) -> pa.Table:
+    """A Parquet object's rows. ``ParquetFile`` rather than ``read_table``: the latter goes
+    through pyarrow.dataset, whose import (and pandas', where installed) costs more than a
+    whole run with nothing new."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(io.BytesIO(lake.get(key)))
+    return pq.ParquetFile(io.BytesIO(data)).read()
+
+
+def read_parquet(lake: Lake, key: str) -> pa.Table:
+    return parquet_table(lake.get(key))
 
 
 def put_json(lake: Lake, key: str, document: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from totes_dev.devstack.airflow import DAGS_FOLDER
 
 DAG_FILE = DAGS_FOLDER / "totes_pipeline.py"

@@ -21,6 +21,13 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+
+from totes.check.check import check
+from totes.check.reconcile import format_report
+from totes.load.migrations import migrate
+from totes.naming import ResourceNames
+from totes.settings import DbSettings
+from totes_airflow.execution_names import execution_name
 from totes_dev.devstack.airflow import DAGS_FOLDER, pipeline_environment
 from totes_dev.devstack.aws import MotoStack
 from totes_dev.devstack.deploy import (
@@ -34,13 +41,6 @@ from totes_dev.devstack.postgres import TempCluster, recreate_database, start_cl
 from totes_dev.source.generate import generate
 from totes_dev.source.schema import create_schema
 from totes_dev.source.simulate import simulate
-
-from totes.check.check import check
-from totes.check.reconcile import format_report
-from totes.load.migrations import migrate
-from totes.naming import ResourceNames
-from totes.settings import DbSettings
-from totes_airflow.execution_names import execution_name
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,8 @@ from typing import Any
 import hcl2
 import pytest
 
+from totes.naming import ResourceNames
+
 # The local stack's deploy module: the one place these tests import it from.
 from totes_dev.devstack.deploy import (
     FUNCTIONS,
@@ -22,8 +24,6 @@ from totes_dev.devstack.deploy import (
     state_machine_definition,
     template_placeholders,
 )
-
-from totes.naming import ResourceNames
 
 # The terraform fixture (tests/infra/conftest.py): command, *args, chdir -> (code, stdout, stderr).
 Terraform = Callable[..., tuple[int, str, str]]

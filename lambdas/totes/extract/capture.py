@@ -38,7 +38,7 @@ from totes.extract.diff import (
     tail_fingerprint,
 )
 from totes.extract.window import lower_bound
-from totes.lake import Lake, parquet_bytes, read_parquet
+from totes.lake import Lake, parquet_bytes, parquet_table, read_parquet
 from totes.tables import TIMESTAMP, SourceTable
 
 # Rows per row group of a state object (each slice of the captured rows gets its batch id then).
@@ -176,7 +176,7 @@ def capture_table(
     del sink, seen
     if deleted.num_rows:
         # Tombstones are known only after the whole scan; merge them in key order.
-        landed_rows = pq.read_table(io.BytesIO(data)) if data else schema.empty_table()
+        landed_rows = parquet_table(data) if data else schema.empty_table()
         data = parquet_bytes(pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk))
         del landed_rows
     key = data_key(table.name, batch_id)

@@ -13,12 +13,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from totes_dev.devstack.deploy import database_environment
 
 from totes.cli import build_parser
 from totes.lake import LocalLake
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
+from totes_dev.devstack.deploy import database_environment
 
 pytestmark = pytest.mark.slow
 

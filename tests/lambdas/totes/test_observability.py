@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from totes_dev.devstack.aws import LambdaContext
-from totes_dev.devstack.deploy import database_environment
 
 from totes.extract.handler import lambda_handler as extract
 from totes.load.handler import lambda_handler as load
 from totes.settings import DbSettings
 from totes.transform.handler import lambda_handler as transform
+from totes_dev.devstack.aws import LambdaContext
+from totes_dev.devstack.deploy import database_environment
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 from totes.check.check import check
 from totes.check.reconcile import format_report
@@ -27,6 +26,7 @@ from totes.lake import LocalLake
 from totes.load.rebuild import rebuild
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
+from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 FACT_COUNTS = {"fact_sales_order": 11_256, "fact_purchase_order": 4_709, "fact_payment": 15_866}
 

@@ -17,8 +17,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from totes_dev.devstack.aws import LambdaContext
-from totes_dev.source.simulate import simulate
 
 from totes.check.check import check
 from totes.check.reconcile import format_report
@@ -30,6 +28,8 @@ from totes.load.loader import load_pending
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
 from totes.transform.handler import lambda_handler as transform_handler
+from totes_dev.devstack.aws import LambdaContext
+from totes_dev.source.simulate import simulate
 
 pytestmark = pytest.mark.slow
 

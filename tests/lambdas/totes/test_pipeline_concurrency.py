@@ -22,9 +22,6 @@ import boto3
 import psycopg
 import pyarrow.compute as pc
 import pytest
-from totes_dev.devstack.aws import MotoStack
-from totes_dev.devstack.deploy import database_environment, deploy
-from totes_dev.source.simulate import simulate
 
 from totes.batches import MANIFEST_PREFIX, batch_time, sequence_of_manifest
 from totes.check.check import check
@@ -38,6 +35,9 @@ from totes.naming import ResourceNames
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
 from totes.transform.transformer import transform_pending
+from totes_dev.devstack.aws import MotoStack
+from totes_dev.devstack.deploy import database_environment, deploy
+from totes_dev.source.simulate import simulate
 
 pytestmark = pytest.mark.slow
 

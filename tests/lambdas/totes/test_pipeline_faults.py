@@ -22,6 +22,15 @@ import boto3
 import psycopg
 import pytest
 from psycopg import sql
+
+from totes.check.check import check
+from totes.check.reconcile import format_report
+from totes.commits import committed_after
+from totes.contracts.warehouse import TABLES
+from totes.lake import Lake, LocalLake, S3Lake
+from totes.naming import ResourceNames
+from totes.pipeline import Stack, run_cycle
+from totes.settings import DbSettings, ExtractSettings
 from totes_dev.devstack.aws import MotoStack
 from totes_dev.devstack.deploy import (
     Deployment,
@@ -32,15 +41,6 @@ from totes_dev.devstack.deploy import (
 )
 from totes_dev.faults import FaultyLake, InjectedFault, at_key, at_write, refuse_next_insert
 from totes_dev.source.simulate import simulate
-
-from totes.check.check import check
-from totes.check.reconcile import format_report
-from totes.commits import committed_after
-from totes.contracts.warehouse import TABLES
-from totes.lake import Lake, LocalLake, S3Lake
-from totes.naming import ResourceNames
-from totes.pipeline import Stack, run_cycle
-from totes.settings import DbSettings, ExtractSettings
 
 pytestmark = pytest.mark.slow
 

@@ -21,6 +21,13 @@ import boto3
 import psycopg
 import pytest
 from psycopg import sql
+
+from totes.check.check import check
+from totes.check.reconcile import format_report
+from totes.commits import committed_after
+from totes.lake import S3Lake
+from totes.naming import ResourceNames
+from totes.settings import DbSettings
 from totes_dev.devstack.aws import MotoStack
 from totes_dev.devstack.deploy import (
     Deployment,
@@ -37,13 +44,6 @@ from totes_dev.devstack.postgres import (
 )
 from totes_dev.source.generate import generate
 from totes_dev.source.schema import create_schema
-
-from totes.check.check import check
-from totes.check.reconcile import format_report
-from totes.commits import committed_after
-from totes.lake import S3Lake
-from totes.naming import ResourceNames
-from totes.settings import DbSettings
 
 pytestmark = pytest.mark.slow
 

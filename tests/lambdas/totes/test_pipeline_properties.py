@@ -39,7 +39,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from psycopg import sql
-from totes_dev.faults import FaultyLake, InjectedFault, at_write
 
 from totes.check.check import check
 from totes.check.reconcile import format_report
@@ -50,6 +49,7 @@ from totes.load.migrations import migrate
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
 from totes.transform.transformer import transform_pending
+from totes_dev.faults import FaultyLake, InjectedFault, at_write
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import boto3
 import psycopg
 import pytest
-from totes_dev.devstack.aws import LambdaContext, MotoStack
-from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
 
 from totes.errors import WarehouseError
 from totes.load.handler import lambda_handler
 from totes.runtime import per_container, reset_container
+from totes_dev.devstack.aws import LambdaContext, MotoStack
+from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
 
 CONTEXT = LambdaContext("totes-test-load")
 

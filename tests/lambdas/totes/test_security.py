@@ -18,11 +18,6 @@ import boto3
 import psycopg
 import pytest
 from psycopg import sql
-from totes_dev.devstack.aws import MotoStack
-from totes_dev.devstack.deploy import database_environment, deploy, read_alerts, subscribe_queue
-from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
-from totes_dev.source.generate import generate
-from totes_dev.source.schema import create_schema
 
 from totes.batches import manifest_key
 from totes.cli import main
@@ -36,6 +31,11 @@ from totes.naming import ResourceNames
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import source_table
+from totes_dev.devstack.aws import MotoStack
+from totes_dev.devstack.deploy import database_environment, deploy, read_alerts, subscribe_queue
+from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
+from totes_dev.source.generate import generate
+from totes_dev.source.schema import create_schema
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = f"Pw-{uuid.uuid4().hex}-secret"

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import boto3
 import pytest
-from totes_dev.devstack.aws import MotoStack
 
 from totes.errors import SettingsError
 from totes.settings import (
@@ -15,6 +14,7 @@ from totes.settings import (
     source_db,
     warehouse_db,
 )
+from totes_dev.devstack.aws import MotoStack
 
 SOURCE = {
     "PG_HOST": "db.example",

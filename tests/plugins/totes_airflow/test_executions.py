@@ -11,8 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from totes_dev.devstack.aws import MotoStack
-from totes_dev.devstack.deploy import Deployment, deploy
 
 from totes.naming import ResourceNames
 from totes_airflow.execution_names import execution_name
@@ -22,6 +20,8 @@ from totes_airflow.executions import (
     failure_reason,
     start_or_reuse,
 )
+from totes_dev.devstack.aws import MotoStack
+from totes_dev.devstack.deploy import Deployment, deploy
 
 INPUT = {"run_id": "r", "window_start": "a", "window_end": "b", "full_scan": False}
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
-from totes_dev.devstack.aws import MotoStack
-from totes_dev.devstack.deploy import Deployment, deploy
 
 from totes.naming import ResourceNames
 from totes.settings import DbSettings
+from totes_dev.devstack.aws import MotoStack
+from totes_dev.devstack.deploy import Deployment, deploy
 
 LOGICAL_DATE = datetime(2026, 1, 1, 0, 40, tzinfo=UTC)
 # dag.test names its run after run_after; a fixed one makes a second dag.test re-run the same run

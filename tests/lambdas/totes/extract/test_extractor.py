@@ -12,8 +12,6 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from totes_dev.devstack.postgres import free_port
-from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 from totes.batches import MANIFEST_PREFIX
 from totes.commits import newest
@@ -23,6 +21,8 @@ from totes.extract.extractor import committed_watermark, run_extract
 from totes.lake import Lake, S3Lake, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, source_table
+from totes_dev.devstack.postgres import free_port
+from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 
 def extract(

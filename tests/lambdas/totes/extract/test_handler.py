@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from totes_dev.devstack.aws import LambdaContext
 
 from totes.errors import SettingsError, SourceError
 from totes.extract import handler
 from totes.lake import S3Lake, get_json
 from totes.runtime import reset_container
 from totes.settings import DbSettings
+from totes_dev.devstack.aws import LambdaContext
 
 lambda_context = LambdaContext("totes-test-extract")
 

@@ -4,11 +4,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from totes_dev.devstack.aws import LambdaContext
 
 from totes.errors import WarehouseError
 from totes.load.handler import lambda_handler
 from totes.settings import DbSettings
+from totes_dev.devstack.aws import LambdaContext
 
 lambda_context = LambdaContext("totes-test-load")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from totes_dev.devstack.aws import LambdaContext
 
 from totes.errors import SettingsError
 from totes.lock.handler import lambda_handler
+from totes_dev.devstack.aws import LambdaContext
 
 lambda_context = LambdaContext("totes-test-lock")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from totes_dev.landing import with_landing_columns
 
 from totes.contracts.ingestion import land_rows, to_landing_types
 from totes.lake import Lake
 from totes.tables import SOURCE_TABLES
+from totes_dev.landing import with_landing_columns
 
 Land = Callable[..., str]
 

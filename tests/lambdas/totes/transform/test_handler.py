@@ -4,10 +4,10 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
-from totes_dev.devstack.aws import LambdaContext
 
 from totes.lake import S3Lake
 from totes.transform.handler import lambda_handler
+from totes_dev.devstack.aws import LambdaContext
 
 Land = Callable[..., str]
 

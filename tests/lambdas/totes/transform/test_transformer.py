@@ -10,7 +10,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from totes_dev.landing import with_landing_columns
 
 from totes.batches import dated_key, manifest_key
 from totes.commits import newest
@@ -22,6 +21,7 @@ from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
 from totes.transform.rules import WAREHOUSE_TABLES, warehouse_schema
 from totes.transform.transformer import transform_pending
+from totes_dev.landing import with_landing_columns
 
 Land = Callable[..., str]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from totes_dev.devstack.aws import (
     MotoStack,
     create_lambda_role,

@@ -13,6 +13,10 @@ from typing import Any
 
 import boto3
 import pytest
+
+from totes.lake import S3Lake
+from totes.lock.lease import CycleLock
+from totes.naming import ResourceNames
 from totes_dev.devstack.aws import MotoStack
 from totes_dev.devstack.deploy import (
     STATE_MACHINE_TEMPLATE,
@@ -24,10 +28,6 @@ from totes_dev.devstack.deploy import (
     subscribe_queue,
     template_placeholders,
 )
-
-from totes.lake import S3Lake
-from totes.lock.lease import CycleLock
-from totes.naming import ResourceNames
 
 INPUT = {
     "run_id": "scheduled__2024-11-25T23:20:00+00:00",

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from totes_dev.errors import SnapshotLoadError
-from totes_dev.source.convert import strict_table
 
 from totes.tables import source_table
+from totes_dev.errors import SnapshotLoadError
+from totes_dev.source.convert import strict_table
 
 
 def _row(index: int) -> str:

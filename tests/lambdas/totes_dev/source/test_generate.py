@@ -7,12 +7,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from totes_dev.errors import DevSourceError
-from totes_dev.source.generate import generate
-from totes_dev.source.schema import fingerprints, row_counts
 
 from totes.cli import main
 from totes.settings import DbSettings
+from totes_dev.errors import DevSourceError
+from totes_dev.source.generate import generate
+from totes_dev.source.schema import fingerprints, row_counts
 
 STATIC_SIZES = {
     "address": 30, "counterparty": 20, "currency": 3, "department": 8, "staff": 20,

@@ -9,13 +9,13 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from totes_dev.errors import DevSourceError
-from totes_dev.source.schema import fingerprints
-from totes_dev.source.simulate import simulate
 
 from totes.cli import main
 from totes.settings import DbSettings
 from totes.tables import LOAD_ORDER, source_table
+from totes_dev.errors import DevSourceError
+from totes_dev.source.schema import fingerprints
+from totes_dev.source.simulate import simulate
 
 Versions = dict[str, dict[int, tuple[str, datetime]]]
 

@@ -12,14 +12,14 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from totes_dev.devstack.postgres import recreate_database
-from totes_dev.errors import SnapshotLoadError
-from totes_dev.source.schema import fingerprints, row_counts
-from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 from totes.cli import main
 from totes.settings import DbSettings
 from totes.tables import LOAD_ORDER, source_table
+from totes_dev.devstack.postgres import recreate_database
+from totes_dev.errors import SnapshotLoadError
+from totes_dev.source.schema import fingerprints, row_counts
+from totes_dev.source.snapshots import load_snapshot, snapshot_path
 
 # Counted from the files (the snapshots' README).
 FEB_ROWS = {
