@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 
 from totes.batches import batch_time, dated_key, new_batch_id
 from totes.commits import commit, newest
+from totes.contracts.content_hash import LEGACY_SCHEME
+from totes.contracts.content_hash import SCHEME as CONTENT_HASH_SCHEME
 from totes.errors import LakeError
 from totes.lake import Lake, parquet_bytes
 from totes.tables import LOAD_ORDER, SourceTable, source_table
@@ -29,7 +31,7 @@ FORMAT = 1
 KIND = "ingestion"
 
 # Columns every landed row carries after the source's own.
-HASH_COLUMN = "_content_hash"  # md5 of the row's known columns, computed by PostgreSQL
+HASH_COLUMN = "_content_hash"  # of the row's known columns: totes.contracts.content_hash
 OP_COLUMN = "_op"
 UPSERT, DELETE = "upsert", "delete"  # a row version, or a tombstone: its key left the source
 OPS = (UPSERT, DELETE)
@@ -151,6 +153,8 @@ class Previous:
     tables: dict[str, TableEntry] = field(default_factory=dict)
     window_start: datetime | None = None
     window_end: datetime | None = None
+    # The content hash definition the states of this manifest were written with.
+    content_hash: str = CONTENT_HASH_SCHEME
 
     def table(self, name: str) -> TableEntry:
         return self.tables.get(name, TableEntry())
@@ -185,6 +189,7 @@ def parse_previous(manifest_key: str, document: dict[str, Any]) -> Previous:
             tables=tables,
             window_start=_instant(document.get("window_start")),
             window_end=_instant(document.get("window_end")),
+            content_hash=str(document.get("content_hash", LEGACY_SCHEME)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LakeError(f"manifest {manifest_key} is unreadable: {exc}") from None
@@ -201,9 +206,11 @@ def build_manifest(
     last_full_scan_at: datetime | None,
     committed_at: datetime,
     tables: dict[str, TableEntry],
+    content_hash: str = CONTENT_HASH_SCHEME,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest committing ``batch_id`` after ``previous``: every table, carried or new."""
+    """The manifest committing ``batch_id`` after ``previous``: every table, carried or new.
+    ``content_hash`` names the hash definition of the states the manifest points at."""
     return {
         "format": FORMAT,
         "kind": KIND,
@@ -217,6 +224,7 @@ def build_manifest(
         "last_full_scan_at": None if last_full_scan_at is None else last_full_scan_at.isoformat(),
         "committed_at": committed_at.isoformat(),
         "tables": {name: entry.to_json() for name, entry in tables.items()},
+        "content_hash": content_hash,
         **(extra or {}),
     }
 
@@ -308,6 +316,7 @@ def land_rows(
         last_full_scan_at=previous.last_full_scan_at,
         committed_at=now,
         tables=entries,
+        content_hash=previous.content_hash,  # the states are carried, not rewritten
         extra=extra,
     )
     return commit(lake, document, kind=KIND)

@@ -29,6 +29,7 @@ from totes.contracts.ingestion import (
     schema_json,
     state_key,
 )
+from totes.errors import LakeError
 from totes.extract.diff import (
     CAPTURED_SCHEMA,
     STATE_SCHEMA,
@@ -38,7 +39,7 @@ from totes.extract.diff import (
     tail_fingerprint,
 )
 from totes.extract.window import lower_bound
-from totes.lake import Lake, parquet_bytes, parquet_table, read_parquet
+from totes.lake import PARQUET_WRITE_OPTIONS, Lake, parquet_bytes, parquet_table, read_parquet
 from totes.tables import TIMESTAMP, SourceTable
 
 # Rows per row group of a state object (each slice of the captured rows gets its batch id then).
@@ -56,7 +57,7 @@ def state_bytes(state: NewState) -> bytes:
     """The state object: written a slice at a time, so that the captured rows' batch id is never
     spelled out for the whole table at once."""
     sink = io.BytesIO()
-    with pq.ParquetWriter(sink, STATE_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(sink, STATE_SCHEMA, **PARQUET_WRITE_OPTIONS) as writer:
         for part in state.slices(STATE_ROW_GROUP_ROWS):
             writer.write_table(part)
     return sink.getvalue()
@@ -94,6 +95,52 @@ def tombstones(lake: Lake, table: SourceTable, vanished: pa.Table, schema: pa.Sc
     return pa.concat_tables(parts)
 
 
+def rehashed(lake: Lake, table: SourceTable, state: pa.Table) -> pa.Table:
+    """``state`` with every key's content hash recomputed under today's definition.
+
+    A state written under an earlier hash definition would make every row look changed. Each
+    state row points at the batch that landed its version, so the new hash is computed from
+    those landed values (one read per batch): exactly what a fresh read of an unchanged row
+    gives, because the landed rows are the parsed rows. Run once, when the committed manifest
+    names an older definition."""
+    from totes.contracts.content_hash import row_hashes
+
+    pk = table.primary_key
+    known = table.arrow_schema
+    keys: list[pa.Array] = []
+    hashes: list[pa.Array] = []
+    for batch_id in pc.unique(state.column("batch_id")).to_pylist():
+        wanted = state.filter(pc.equal(state.column("batch_id"), batch_id)).column("pk")
+        landed = read_parquet(lake, data_key(table.name, batch_id))
+        missing = [name for name in known.names if name not in landed.column_names]
+        if missing:
+            raise LakeError(
+                f"re-hashing the state: batch {batch_id} lacks columns {', '.join(missing)}",
+                table=table.name,
+            )
+        landed = landed.filter(
+            pc.is_in(landed.column(pk), value_set=wanted.combine_chunks())
+        ).select(known.names)
+        landed = pa.Table.from_arrays(
+            [landed.column(f.name).cast(f.type) for f in known], schema=known
+        )
+        keys.append(landed.column(pk).combine_chunks())
+        hashes.append(row_hashes(landed, known.names))
+    if not keys:
+        return state
+    found = pa.table({"pk": pa.concat_arrays(keys), "content_hash": pa.concat_arrays(hashes)})
+    found = found.sort_by("pk")
+    if found.num_rows != state.num_rows or not found.column("pk").equals(state.column("pk")):
+        lost = np.setdiff1d(state.column("pk").to_numpy(), found.column("pk").to_numpy())
+        raise LakeError(
+            "re-hashing the state: the batches it points at do not hold every key",
+            table=table.name,
+            key=str(lost[0]) if len(lost) else None,
+        )
+    index = STATE_SCHEMA.get_field_index("content_hash")
+    return state.set_column(index, STATE_SCHEMA.field("content_hash"), found.column(1))
+
+
 def capture_table(
     batches: Iterable[pa.RecordBatch],
     *,
@@ -105,17 +152,21 @@ def capture_table(
     upper: datetime,
     full_scan: bool,
     overlap: timedelta,
+    rehash: bool = False,
 ) -> Captured:
     """Land the rows of ``batches`` that the state does not hold yet.
 
     In a full scan the batches are the whole table: rows at or after ``upper`` only prove that a
     key is alive (the next incremental run captures them), and keys absent from the scan become
-    tombstones."""
+    tombstones. ``rehash`` (the committed state predates today's content hash) re-hashes the
+    state first and writes it even when nothing lands."""
     started = time.perf_counter()
     schema = landing_schema(table, extras)
     state = (
         read_parquet(lake, previous.state_key) if previous.state_key else STATE_SCHEMA.empty_table()
     )
+    if rehash:
+        state = rehashed(lake, table, state)
     index = StateIndex(state)
     upper_scalar = pa.scalar(upper, TIMESTAMP)
     pk = table.primary_key
@@ -138,7 +189,7 @@ def capture_table(
         if landed.num_rows == 0:
             continue
         if writer is None:
-            writer = pq.ParquetWriter(sink, schema, compression="zstd")
+            writer = pq.ParquetWriter(sink, schema, **PARQUET_WRITE_OPTIONS)
         writer.write_batch(_with_op(landed, schema, UPSERT))
         upserts += landed.num_rows
         captured.append(
@@ -158,7 +209,7 @@ def capture_table(
         all_seen = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
         deleted = tombstones(lake, table, index.missing_from(np.sort(all_seen)), schema)
 
-    if upserts == 0 and deleted.num_rows == 0:
+    if upserts == 0 and deleted.num_rows == 0 and not rehash:
         # Nothing to land; refresh the fingerprint anyway (the overlap setting may have changed)
         # so that the next run can skip this table after a single query.
         since = lower_bound(previous.watermark, overlap)
@@ -179,9 +230,12 @@ def capture_table(
         landed_rows = parquet_table(data) if data else schema.empty_table()
         data = parquet_bytes(pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk))
         del landed_rows
-    key = data_key(table.name, batch_id)
-    lake.put(key, data)
-    data_bytes = len(data)
+    key: str | None = None
+    data_bytes = 0
+    if upserts or deleted.num_rows:
+        key = data_key(table.name, batch_id)
+        lake.put(key, data)
+        data_bytes = len(data)
     del data
 
     captured_state = pa.concat_tables(captured) if captured else CAPTURED_SCHEMA.empty_table()

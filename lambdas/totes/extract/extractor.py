@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from totes.batches import new_batch_id
 from totes.commits import commit
+from totes.contracts.content_hash import SCHEME as HASH_SCHEME
 from totes.contracts.ingestion import (
     Fingerprint,
     Previous,
@@ -148,7 +149,18 @@ def run_extract(
                 if window_start is None:
                     window_start = _watermark(previous)
                     context["window_start"] = window_start
-                full = full_scan_due(
+                # States written under an older content hash are re-hashed once, in a full scan
+                # (which reads and commits every table).
+                rehash = previous.batch_id is not None and previous.content_hash != HASH_SCHEME
+                if rehash:
+                    log(
+                        "extract.rehash_states",
+                        level="warning",
+                        old=previous.content_hash,
+                        new=HASH_SCHEME,
+                        **context,
+                    )
+                full = rehash or full_scan_due(
                     settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
                 )
                 lowers = {
@@ -184,6 +196,7 @@ def run_extract(
                             upper=upper,
                             full_scan=full,
                             overlap=settings.overlap,
+                            rehash=rehash,
                         )
                     entries[name] = result.entry
                     # Arrow's allocator keeps freed pages for reuse; hand them back between

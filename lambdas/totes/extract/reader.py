@@ -14,6 +14,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from totes.contracts.content_hash import row_hashes
 from totes.contracts.ingestion import HASH_COLUMN, Fingerprint
 from totes.errors import SourceError, reason
 from totes.extract.drift import CatalogColumn
@@ -66,8 +67,16 @@ def tails(
 def _arrow_types(table: SourceTable, extras: Sequence[str]) -> dict[str, pa.DataType]:
     types = {c.name: c.arrow_type for c in table.columns}
     types.update({name: pa.string() for name in extras})
-    types[HASH_COLUMN] = pa.string()
     return types
+
+
+def _with_hash(batch: pa.RecordBatch, table: SourceTable) -> pa.RecordBatch:
+    """The parsed rows with their content hash over the known columns (drifted ones excluded,
+    so that a column appearing later does not re-version every row)."""
+    hashes = row_hashes(batch, table.column_names)
+    return pa.RecordBatch.from_arrays(
+        [*batch.columns, hashes], names=[*batch.schema.names, HASH_COLUMN]
+    )
 
 
 def stream_rows(
@@ -79,7 +88,8 @@ def stream_rows(
     *,
     block_bytes: int = BLOCK_BYTES,
 ) -> Generator[pa.RecordBatch, None, None]:
-    """Rows of ``table`` in key order as record batches of about ``block_bytes`` of CSV each.
+    """Rows of ``table`` in key order, with their content hash, as record batches of about
+    ``block_bytes`` of CSV each.
 
     psycopg hands COPY data over one row at a time, so whole rows are gathered into a block and
     each block is parsed by the Arrow CSV reader with the exact landing types: memory stays
@@ -115,7 +125,8 @@ def stream_rows(
                 f"a source value does not fit the landing type: {reason(exc)}",
                 table=table.name,
             ) from None
-        yield from parsed.to_batches()
+        for batch in parsed.to_batches():
+            yield _with_hash(batch, table)
 
     params = [value for value in (lower, upper) if value is not None]
     statement = copy_rows_sql(table, extras, lower=lower is not None, upper=upper is not None)

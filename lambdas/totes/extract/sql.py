@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from totes.contracts.ingestion import HASH_COLUMN
 from totes.tables import SourceTable
 
 # One query for the whole catalog check, run on every invocation. It reads pg_catalog directly
@@ -53,21 +52,14 @@ def _where(lower: bool, upper: bool) -> str:
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def content_hash_expression(table: SourceTable) -> str:
-    """md5 of the known columns' text forms, so PostgreSQL gives a version the same hash forever;
-    columns that drift in later are left out on purpose so that they do not re-version rows."""
-    known = ", ".join(f'"{c.name}"' for c in table.columns)
-    return f"md5(ROW({known})::text)"
-
-
 def copy_rows_sql(table: SourceTable, extras: Sequence[str], *, lower: bool, upper: bool) -> str:
-    """``COPY (SELECT ...) TO STDOUT`` in CSV: the landing columns, the content hash, in key order.
+    """``COPY (SELECT ...) TO STDOUT`` in CSV: the landing columns in key order (the content hash
+    is computed afterwards, over the parsed columns: :mod:`totes.contracts.content_hash`).
 
     CSV keeps NULL (unquoted empty) apart from the empty string (quoted), which the Arrow reader
     relies on; ``lower``/``upper`` add the bound-parameter window on ``last_updated``."""
     columns = [c.select_expression for c in table.columns]
     columns += [f"{quote_identifier(name)}::text" for name in extras]
-    columns.append(f'{content_hash_expression(table)} AS "{HASH_COLUMN}"')
     return (
         f"COPY (SELECT {', '.join(columns)} FROM {table.quoted}{_where(lower, upper)}"
         f' ORDER BY "{table.primary_key}") TO STDOUT (FORMAT csv)'

@@ -15,10 +15,11 @@ import pytest
 
 from totes.batches import MANIFEST_PREFIX
 from totes.commits import newest
-from totes.contracts.ingestion import landing_schema
+from totes.contracts.content_hash import LEGACY_SCHEME, SCHEME, row_hashes
+from totes.contracts.ingestion import STATE_PREFIX, landing_schema, load_previous
 from totes.errors import LakeError, SchemaDriftError, SourceError
 from totes.extract.extractor import committed_watermark, run_extract
-from totes.lake import Lake, S3Lake, get_json, read_parquet
+from totes.lake import Lake, S3Lake, get_json, parquet_bytes, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, source_table
 from totes_dev.devstack.postgres import free_port
@@ -130,6 +131,8 @@ def objects(bucket_lake: S3Lake) -> dict[str, str]:
 
 
 def versions(db: DbSettings, table: str) -> dict[int, tuple[datetime, str]]:
+    """Each key's ``last_updated`` and an md5 of its row computed by PostgreSQL: an oracle of
+    content changes that shares nothing with the extract's own hash."""
     spec = source_table(table)
     known = ", ".join(f'"{c.name}"' for c in spec.columns)
     rows = fetch(
@@ -154,10 +157,10 @@ def test_first_run_lands_every_row_exactly(source_feb: DbSettings, s3_lake: S3La
             assert rows.schema.field(column.name).type == column.arrow_type, (table, column.name)
         assert rows.select(spec.column_names).to_pylist() == expected, table
         assert pc.all(pc.equal(rows.column("_op"), "upsert")).as_py()
-        hashes = versions(source_feb, table)
-        assert rows.column("_content_hash").to_pylist() == [
-            hashes[row[spec.primary_key]][1] for row in expected
-        ]
+        # The hash of the rows as psycopg reads them, built into Arrow independently of COPY.
+        read_by_psycopg = pa.Table.from_pylist(expected, schema=spec.arrow_schema)
+        expected_hashes = row_hashes(read_by_psycopg, spec.column_names)
+        assert rows.column("_content_hash").to_pylist() == expected_hashes.to_pylist(), table
     address = landed(s3_lake, summary, "address")
     assert address.column("address_line_2").null_count == 20
     assert "" not in address.column("address_line_2").to_pylist()
@@ -357,3 +360,52 @@ def test_daily_cadence_scans_on_the_first_run_of_each_utc_day(
     next_day = extract(source_empty, s3_lake, day1 + timedelta(days=1), cadence="daily")
     assert next_day["full_scan"] is True
     assert len(list(s3_lake.list(MANIFEST_PREFIX))) == 2
+
+
+def _as_legacy(lake: S3Lake, legacy: S3Lake, source: DbSettings) -> None:
+    """Copy ``lake`` to ``legacy`` as the extract wrote it before the Arrow content hash: state
+    hashes computed by PostgreSQL as ``md5(ROW(<known columns>)::text)`` and a manifest that
+    names no hash definition."""
+    for key in lake.list(""):
+        data = lake.get(key)
+        if key.startswith(MANIFEST_PREFIX):
+            document = json.loads(data)
+            document.pop("content_hash")
+            data = json.dumps(document).encode()
+        elif key.startswith(STATE_PREFIX):
+            table = source_table(key[len(STATE_PREFIX) :].split("/", 1)[0])
+            state = read_parquet(lake, key)
+            md5 = dict((pk, digest) for pk, (_, digest) in versions(source, table.name).items())
+            legacy_hashes = pa.array([md5[pk] for pk in state.column("pk").to_pylist()])
+            state = state.set_column(2, "content_hash", legacy_hashes)
+            data = parquet_bytes(state)
+        legacy.put(key, data)
+
+
+def test_states_of_the_md5_hash_are_rehashed_once_and_nothing_is_landed_again(
+    source_feb: DbSettings, s3_lake: S3Lake
+) -> None:
+    first = extract(source_feb, s3_lake, FEB_END)
+    legacy = S3Lake(s3_lake.bucket, "legacy", client=s3_lake.client)
+    _as_legacy(s3_lake, legacy, source_feb)
+    assert load_previous(legacy).content_hash == LEGACY_SCHEME
+
+    upgraded = extract(source_feb, legacy, FEB_END)
+    assert upgraded["full_scan"] is True  # forced: every table's state is rewritten
+    assert upgraded["rows"] == {table: 0 for table in LOAD_ORDER}
+    manifest = get_json(legacy, upgraded["manifest_key"])
+    assert manifest["content_hash"] == SCHEME
+    fresh = get_json(s3_lake, first["manifest_key"])
+    for table in LOAD_ORDER:
+        rehashed = read_parquet(legacy, manifest["tables"][table]["state_key"])
+        assert rehashed.column("content_hash").equals(
+            read_parquet(s3_lake, fresh["tables"][table]["state_key"]).column("content_hash")
+        ), table
+        # Each state row still points at the batch that landed its version.
+        assert set(rehashed.column("batch_id").to_pylist()) == {first["batch_id"]}
+
+    assert extract(source_feb, legacy, FEB_END)["batch_id"] is None  # once only
+    execute(source_feb, "UPDATE design SET design_name = 'silently' WHERE design_id = 8")
+    scan = extract(source_feb, legacy, FEB_END, full_scan=True)
+    assert scan["rows"] == {table: int(table == "design") for table in LOAD_ORDER}
+    assert landed(legacy, scan, "design").column("design_id").to_pylist() == [8]
