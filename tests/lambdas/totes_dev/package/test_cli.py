@@ -1,0 +1,26 @@
+"""``python -m totes_dev.package``: help for every command, one line and exit 1 for an expected
+failure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from totes_dev.package.cli import main
+
+
+@pytest.mark.parametrize("command", ["build", "constraints"])
+def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert len(capsys.readouterr().out.split()) > 20
+
+
+def test_no_command_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "totes_dev.package"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "COMMAND" in result.stderr
