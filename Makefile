@@ -15,7 +15,7 @@ PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/
 	$$p -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: venv test demo lint format lock bench airflow clean package lambda-python
+.PHONY: venv test demo lint format lock bench airflow clean package coldstart lambda-python
 
 venv: $(STAMP)
 
@@ -51,6 +51,10 @@ demo: venv
 # (docs/packaging.md). The same inputs give the same bytes.
 package: venv lambda-python
 	$(BIN)/python -m totes_dev.package build
+
+# Each handler's cold start from its built artifact, in a fresh process as on Lambda.
+coldstart: package
+	$(BIN)/python -m totes_dev.package coldstart
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,5 +1,5 @@
-"""``python -m totes_dev.package``: build the deployable artifacts (``make package``) and
-refresh the committed copy of MWAA's version pins.
+"""``python -m totes_dev.package``: build the deployable artifacts (``make package``), measure
+their cold starts, and refresh the committed copy of MWAA's version pins.
 
 Exit codes: 0 done; 1 the build or a measurement failed (one message says why); 2 usage error.
 """
@@ -7,6 +7,7 @@ Exit codes: 0 done; 1 the build or a measurement failed (one message says why); 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,24 @@ def _constraints(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coldstart(args: argparse.Namespace) -> int:
+    from totes_dev.devstack.aws import FunctionError
+    from totes_dev.devstack.lambda_runtime import ArtifactRuntime
+
+    built = manifest.load(args.manifest, REPO_ROOT)
+    with ArtifactRuntime(built) as runtime:
+        print(f"{'function':<10} {'init (import) ms':>18} {'process ms':>12}   ({args.runs} runs)")
+        for name in built.functions:
+            try:
+                runs = [runtime.cold_start(name) for _ in range(args.runs)]
+            except FunctionError as exc:
+                raise BuildError(f"{name} does not start from its artifact: {exc}") from None
+            init = statistics.median(r.init_ms for r in runs)
+            process = statistics.median(r.process_ms for r in runs)
+            print(f"{name:<10} {init:>18.0f} {process:>12.0f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m totes_dev.package",
@@ -77,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="default: build/")
     b.set_defaults(handler=_build)
+
+    c = commands.add_parser(
+        "coldstart",
+        help="measure each handler's cold start from its built artifact",
+        description="Start each function from its artifact in a fresh Python process, as "
+        "Lambda does on a cold start, and print the median time to import its handler and of "
+        "the whole process.",
+    )
+    c.add_argument(
+        "--manifest",
+        type=Path,
+        default=DEFAULT_OUTPUT / manifest.NAME,
+        help="default: build/artifacts.json",
+    )
+    c.add_argument("--runs", type=int, default=5, help="starts per function (default 5)")
+    c.set_defaults(handler=_coldstart)
 
     k = commands.add_parser(
         "constraints",
