@@ -15,7 +15,7 @@ PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/
 	$$p -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: venv test demo lint format lock bench airflow clean
+.PHONY: venv test demo lint format lock bench airflow clean package coldstart lambda-python
 
 venv: $(STAMP)
 
@@ -29,7 +29,15 @@ $(STAMP): requirements-dev.lock requirements-checkov.lock pyproject.toml
 	$(BIN)/uv pip install --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	touch $@
 
-test: venv
+# The Lambda runtime's Python (3.12): the build compiles bytecode with it and the artifact tests
+# run the built functions in it. Found on the machine (PATH, pyenv, uv's); where there is none
+# (a 3.11-only CI image), uv installs its own build of CPython 3.12.
+lambda-python: venv
+	@$(BIN)/python -c 'from totes_dev.package.interpreter import runtime_python, uv_command; \
+	  print("Lambda runtime Python:", runtime_python(uv_command()))' 2>/dev/null \
+	  || $(BIN)/uv python install 3.12
+
+test: venv lambda-python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -37,6 +45,16 @@ test: venv
 
 demo: venv
 	$(BIN)/totes demo
+
+# Every deployable artifact from the lock: build/functions/*.zip, build/layers/*.zip,
+# build/mwaa/plugins.zip and requirements.txt, and build/artifacts.json, which Terraform reads
+# (docs/packaging.md). The same inputs give the same bytes.
+package: venv lambda-python
+	$(BIN)/python -m totes_dev.package build
+
+# Each handler's cold start from its built artifact, in a fresh process as on Lambda.
+coldstart: package
+	$(BIN)/python -m totes_dev.package coldstart
 
 lint: venv
 	$(BIN)/ruff check .
@@ -59,4 +77,4 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis build

@@ -1,11 +1,11 @@
 """A moto server on 127.0.0.1 standing in for AWS: S3, Step Functions (really executing our state
-machine), Lambda (dispatched to our own handler functions in this process), SNS, SQS and
-Secrets Manager.
+machine), Lambda (dispatched to our own handler functions), SNS, SQS and Secrets Manager.
 
 Stock moto without Docker only echoes a Lambda's payload, so ``LambdaSimpleBackend.invoke`` is
 patched to call the registered Python handler with a Lambda context object, as the runtime
-would. A handler exception comes back as an ``Unhandled`` function error, so a Step Functions
-execution fails exactly as it would on AWS.
+would: a handler function in this process, or one that runs a built artifact in a process of its
+own (``totes_dev.devstack.lambda_runtime``). A handler exception comes back as an ``Unhandled``
+function error, so a Step Functions execution fails exactly as it would on AWS.
 """
 
 from __future__ import annotations
@@ -69,6 +69,25 @@ class LambdaContext:
         return int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
+class FunctionError(Exception):
+    """A handler that ran in a runtime of its own failed; ``document`` is the error that runtime
+    reported (``errorType``, ``errorMessage``, ``stackTrace``), passed on unchanged."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.document = dict(document)
+        super().__init__(f"{self.document.get('errorType')}: {self.document.get('errorMessage')}")
+
+
+def _error_document(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, FunctionError):
+        return exc.document
+    return {
+        "errorType": type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_exception(exc),
+    }
+
+
 def _function_name(name_or_arn: str) -> str:
     if ":function:" in name_or_arn:
         return name_or_arn.split(":function:", 1)[1].split(":", 1)[0]
@@ -100,13 +119,7 @@ def _patch_lambda_invoke() -> None:
             result = handler(event, LambdaContext(_function_name(function_name)))
         except Exception as exc:  # the Lambda runtime reports every exception this way
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps(
-                {
-                    "errorType": type(exc).__name__,
-                    "errorMessage": str(exc),
-                    "stackTrace": traceback.format_exception(exc),
-                }
-            ).encode()
+            return json.dumps(_error_document(exc)).encode()
         return json.dumps(result).encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]

@@ -2,9 +2,14 @@
 functions (the three stages and the cycle lock) and the state machine built from the same ASL
 template (``infra/``).
 
-Development and tests only. Lambda invocations reach the real handlers in this process; each call
-runs with the function's configured environment laid over this process's, as the Lambda runtime
-would give it.
+Development and tests only. Lambda invocations reach the real handlers, in one of two ways, the
+single switch being ``deploy(..., artifacts=...)``:
+
+* in this process (the default: fast, for unit tests and the demo); each call runs with the
+  function's configured environment laid over this process's;
+* from the built artifacts (``make package``): each call is a fresh process of the Lambda
+  runtime's Python with only the function's code zip and layers on its path and only the
+  environment Lambda would give it (``totes_dev.devstack.lambda_runtime``).
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from totes.naming import ResourceNames
 from totes.runtime import reset_container
 from totes.settings import DbSettings
 from totes_dev.devstack.aws import REGION, Handler, provision, register_handler
+
+if TYPE_CHECKING:
+    from totes_dev.devstack.lambda_runtime import ArtifactRuntime
 
 STAGES = ("extract", "transform", "load")
 FUNCTIONS = (*STAGES, "lock")
@@ -190,13 +198,18 @@ def _provision(names: ResourceNames) -> dict[str, str]:
 
 
 def _deploy_function(
-    name: str, handler_path: str, role_arn: str, environment: Mapping[str, str]
+    name: str,
+    handler_path: str,
+    role_arn: str,
+    environment: Mapping[str, str],
+    code: bytes | None = None,
+    runtime: str = "python3.12",
 ) -> str:
     import boto3
 
     lam = boto3.client("lambda")
     settings: dict[str, Any] = {
-        "Runtime": "python3.12",
+        "Runtime": runtime,
         "Role": role_arn,
         "Handler": handler_path,
         "Timeout": 900,
@@ -206,8 +219,12 @@ def _deploy_function(
     try:
         lam.get_function(FunctionName=name)
     except lam.exceptions.ResourceNotFoundException:
-        created = lam.create_function(FunctionName=name, Code={"ZipFile": _code_zip()}, **settings)
+        created = lam.create_function(
+            FunctionName=name, Code={"ZipFile": code or _code_zip()}, **settings
+        )
         return str(created["FunctionArn"])
+    if code is not None:
+        lam.update_function_code(FunctionName=name, ZipFile=code)
     updated = lam.update_function_configuration(FunctionName=name, **settings)
     return str(updated["FunctionArn"])
 
@@ -249,6 +266,7 @@ def deploy(
     *,
     handlers: Mapping[str, Handler] | None = None,
     function_environment: Mapping[str, Mapping[str, str]] | None = None,
+    artifacts: ArtifactRuntime | None = None,
 ) -> Deployment:
     """Create (or update) the environment on the moto server boto3 points at.
 
@@ -256,8 +274,11 @@ def deploy(
     settings or secret ids); the lake URIs are added from the provisioned buckets;
     ``function_environment`` adds to one function's (an outage of one stage). ``handlers``
     replaces some of the real handlers (tests of the state machine itself); the others, and all
-    by default, are the real ones.
+    by default, are the real ones, called in this process. With ``artifacts`` every function
+    runs from its built artifact instead, with its handler and code zip from the manifest.
     """
+    if handlers and artifacts is not None:
+        raise ValueError("stand-in handlers run in this process; they cannot run from artifacts")
     names = names or ResourceNames()
     provisioned = _provision(names)
     environment = {
@@ -270,8 +291,20 @@ def deploy(
         function_name = names.lambda_function(function)
         # One role per function, as in Terraform: each may touch only its own buckets and secret.
         role_arn = _role(f"{function_name}-role", "lambda.amazonaws.com")
-        handler = (handlers or {}).get(function) or _import(HANDLERS[function])
         own = {**environment, **(function_environment or {}).get(function, {})}
+        if artifacts is not None:
+            built = artifacts.built.functions[function]
+            register_handler(function_name, artifacts.handler(function, own))
+            function_arns[function] = _deploy_function(
+                function_name,
+                built.handler,
+                role_arn,
+                own,
+                code=built.zip.read_bytes(),
+                runtime=built.runtime,
+            )
+            continue
+        handler = (handlers or {}).get(function) or _import(HANDLERS[function])
         register_handler(function_name, _with_environment(handler, own))
         function_arns[function] = _deploy_function(function_name, HANDLERS[function], role_arn, own)
     definition = state_machine_definition(function_arns, provisioned["alerts_topic_arn"])
