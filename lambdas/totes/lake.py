@@ -11,7 +11,9 @@ import io
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -146,6 +148,61 @@ class S3Lake:
                     yield str(item["Key"])[len(self.prefix) :]
         except Exception as exc:
             raise LakeError(f"listing {prefix} in {self.uri} failed: {reason(exc)}") from None
+
+
+class BackgroundPuts:
+    """A lake whose writes run on worker threads while the caller goes on, until :meth:`flush`.
+
+    For objects that stay invisible until a manifest names them: the writer flushes before it
+    commits, so a failed write (raised by ``flush``, the first one) still stops the commit. At
+    most ``pending`` writes wait, so the bytes held stay bounded. Reads go straight to the lake
+    (nothing here reads what it has just written)."""
+
+    def __init__(self, inner: Lake, *, workers: int = 4, pending: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.inner = inner
+        self.uri = inner.uri
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lake-put")
+        self._slots = threading.BoundedSemaphore(pending)
+        self._futures: list[Future[None]] = []
+
+    def put(self, key: str, data: bytes) -> None:
+        self._raise_failure()  # a write already failed: stop the caller's work now
+        self._slots.acquire()
+        try:
+            future = self._pool.submit(self.inner.put, key, data)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+
+    def _raise_failure(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def flush(self) -> None:
+        """Wait for every write so far; raise the first failure."""
+        for future in self._futures:
+            future.exception()  # waits
+        self._raise_failure()
+        self._futures = []
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
+        return self.inner.list(prefix, start_after, page_size)
 
 
 def open_lake(location: LakeLocation) -> Lake:

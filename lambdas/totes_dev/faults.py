@@ -8,6 +8,7 @@ write fails, which is what a crash, a lost network or a killed Lambda looks like
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,7 +30,8 @@ class FaultyLake:
     ``fail_on(key, index)`` gets each key about to be written and how many writes came before it;
     when it answers True the write fails: ``before`` (nothing written) or after the object was
     written (``after``, as when the process dies right after a write it was not told about).
-    Only the first matching write fails; later ones go through.
+    Only the first matching write fails; later ones go through. Writes from several threads
+    (the extract's background writes) are taken one at a time, so that indices stay exact.
     """
 
     inner: Lake
@@ -38,11 +40,16 @@ class FaultyLake:
     written: list[str] = field(default_factory=list)
     failed: str | None = None
     uri: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.uri = self.inner.uri
 
     def put(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self._put(key, data)
+
+    def _put(self, key: str, data: bytes) -> None:
         strike = self.failed is None and self.fail_on(key, len(self.written))
         if strike and not self.after:
             self.failed = key

@@ -36,7 +36,7 @@ from totes.extract import reader
 from totes.extract.capture import capture_table
 from totes.extract.drift import new_columns
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
-from totes.lake import Lake
+from totes.lake import BackgroundPuts, Lake
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
@@ -137,6 +137,9 @@ def run_extract(
         # The latest manifest is read from the lake while the source connection is set up: both
         # are round trips, and a run with nothing new is little more than these.
         pool = ThreadPoolExecutor(max_workers=1)
+        # Data and state objects are written while the next table is read; all are written
+        # before the manifest that makes them visible.
+        writes = BackgroundPuts(lake)
         try:
             pending_previous = pool.submit(load_previous, lake)
             with connect(
@@ -188,7 +191,7 @@ def run_extract(
                     with contextlib.closing(rows):
                         result = capture_table(
                             rows,
-                            lake=lake,
+                            lake=writes,
                             table=spec,
                             extras=extras[name],
                             previous=previous.table(name),
@@ -212,8 +215,10 @@ def run_extract(
                         full_scan=full,
                         **context,
                     )
+            writes.flush()
         finally:
             pool.shutdown(wait=True)
+            writes.close()
     except psycopg.Error as exc:
         raise SourceError(f"reading the source failed: {reason(exc)}") from None
 

@@ -7,6 +7,8 @@ step and table.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime, timedelta
 
@@ -91,9 +93,10 @@ def stream_rows(
     """Rows of ``table`` in key order, with their content hash, as record batches of about
     ``block_bytes`` of CSV each.
 
-    psycopg hands COPY data over one row at a time, so whole rows are gathered into a block and
-    each block is parsed by the Arrow CSV reader with the exact landing types: memory stays
-    bounded by the block size, and a block never splits a row (values may hold newlines)."""
+    psycopg hands COPY data over one row at a time, so whole rows are gathered into a block (by
+    a reader thread, :func:`_copy_blocks`) and each block is parsed by the Arrow CSV reader with
+    the exact landing types: memory stays bounded by the block size, and a block never splits a
+    row (values may hold newlines)."""
     types = _arrow_types(table, extras)
     names = list(types)
     # One block is parsed at a time and the COPY stream is the bottleneck, so parser threads
@@ -130,17 +133,69 @@ def stream_rows(
 
     params = [value for value in (lower, upper) if value is not None]
     statement = copy_rows_sql(table, extras, lower=lower is not None, upper=upper is not None)
+    blocks = _copy_blocks(conn, statement, params, block_bytes)
     try:
-        with conn.cursor().copy(statement, params) as copy:
-            block = bytearray()
-            for row in copy:
-                block += row
-                if len(block) >= block_bytes:
-                    yield from parse(block)
-                    block = bytearray()
-            if block:
-                yield from parse(block)
+        for block in blocks:
+            yield from parse(block)
     except psycopg.Error as exc:
         raise SourceError(
             f"reading the source table failed: {reason(exc)}", table=table.name
         ) from None
+    finally:
+        blocks.close()
+
+
+_END = object()
+
+
+def _copy_blocks(
+    conn: psycopg.Connection, statement: str, params: Sequence[object], block_bytes: int
+) -> Generator[bytearray, None, None]:
+    """The COPY output as blocks of whole rows, read by a thread of its own.
+
+    psycopg hands COPY data over one row per Python call, which costs about as much as parsing,
+    hashing and writing the rows; reading the next block while the caller works on this one
+    overlaps the two. At most two blocks wait, so memory stays bounded. Closing the generator
+    early (the caller failed) stops the reader, and psycopg cancels the rest of the COPY."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            with conn.cursor().copy(statement, params) as copy:
+                block = bytearray()
+                for row in copy:
+                    block += row
+                    if len(block) >= block_bytes:
+                        if not hand_over(block):
+                            return
+                        block = bytearray()
+                if block and not hand_over(block):
+                    return
+            hand_over(_END)
+        except BaseException as exc:  # handed over, to be raised in the caller's thread
+            hand_over(exc)
+
+    reader = threading.Thread(target=read, name="copy-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytearray)
+            yield item
+    finally:
+        stop.set()
+        reader.join()

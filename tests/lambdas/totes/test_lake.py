@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from totes.errors import LakeError, ObjectExistsError
-from totes.lake import Lake, get_json, parquet_bytes, put_json, read_parquet
+from totes.lake import BackgroundPuts, Lake, get_json, parquet_bytes, put_json, read_parquet
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -66,3 +67,61 @@ def test_of_racing_writers_of_one_key_exactly_one_wins(lake: Lake) -> None:
     assert len(refused) == writers - 1
     assert lake.get("m/race.json") == won[0]
     assert list(lake.list("m/")) == ["m/race.json"]  # no temporary file left behind
+
+
+class _Gated:
+    """A lake whose writes wait for a gate, counting how many wait at once; one key fails."""
+
+    def __init__(self, inner: Lake, failing: str | None = None) -> None:
+        self.inner, self.uri, self.failing = inner, inner.uri, failing
+        self.gate = threading.Event()
+        self.waiting = self.most_waiting = 0
+        self.lock = threading.Lock()
+
+    def put(self, key: str, data: bytes) -> None:
+        with self.lock:
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+        self.gate.wait(5)
+        with self.lock:
+            self.waiting -= 1
+        if key == self.failing:
+            raise LakeError(f"injected failure writing {key}")
+        self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list(self, prefix: str, start_after: str | None = None, page_size: int = 1000) -> Any:
+        return self.inner.list(prefix, start_after, page_size)
+
+
+def test_background_puts_are_all_written_by_flush_and_bounded(lake: Lake) -> None:
+    gated = _Gated(lake)
+    writes = BackgroundPuts(gated, workers=4, pending=2)
+    threading.Timer(0.3, gated.gate.set).start()
+    for n in range(6):
+        writes.put(f"k/{n}", b"x")  # the third waits for a free slot until the gate opens
+    writes.flush()
+    writes.close()
+    assert list(lake.list("k/")) == [f"k/{n}" for n in range(6)]
+    assert gated.most_waiting == 2
+
+
+def test_a_failed_background_put_stops_the_next_put_and_the_flush(lake: Lake) -> None:
+    gated = _Gated(lake, failing="k/0")
+    gated.gate.set()
+    writes = BackgroundPuts(gated)
+    writes.put("k/0", b"x")
+    with pytest.raises(LakeError, match="k/0"):
+        writes.flush()
+    writes = BackgroundPuts(gated)
+    writes.put("k/0", b"x")
+    writes._futures[0].exception()  # the write has failed by now
+    with pytest.raises(LakeError, match="k/0"):
+        writes.put("k/1", b"y")
+    writes.close()
+    assert not lake.exists("k/1")

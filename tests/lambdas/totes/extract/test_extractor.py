@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,12 +84,14 @@ class FailingLake:
         self.uri = inner.uri
         self.allowed = allowed
         self.written: list[str] = []
+        self._lock = threading.Lock()  # the extract writes from several threads
 
     def put(self, key: str, data: bytes) -> None:
-        if len(self.written) >= self.allowed:
-            raise LakeError(f"injected failure writing {key}")
+        with self._lock:
+            if len(self.written) >= self.allowed:
+                raise LakeError(f"injected failure writing {key}")
+            self.written.append(key)
         self.inner.put(key, data)
-        self.written.append(key)
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
