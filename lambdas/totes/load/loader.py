@@ -142,6 +142,47 @@ def _merge_sql(table: WarehouseTable) -> str:
     return merge.dimension_merge_sql(table)
 
 
+def _foreign_keys(cur: psycopg.Cursor[Any], spec: WarehouseTable) -> list[tuple[str, str]]:
+    """The fact's foreign keys, which must be exactly those the contract declares."""
+    cur.execute(merge.FOREIGN_KEYS_SQL, (spec.name,))
+    found = [(str(name), str(column)) for name, column in cur.fetchall()]
+    if sorted(column for _, column in found) != sorted(spec.references):
+        raise WarehouseError(
+            "the warehouse's foreign keys are not the contract's: "
+            f"{sorted(c for _, c in found)} against {sorted(spec.references)}",
+            table=spec.name,
+        )
+    return found
+
+
+def _drop_foreign_keys_if_empty(
+    cur: psycopg.Cursor[Any], spec: WarehouseTable
+) -> list[tuple[str, str]]:
+    """Into an empty fact table (a first load, a rebuild) rows go in without their foreign keys,
+    which :func:`_add_foreign_keys` adds back before the batch commits: adding a key checks
+    every row with one join, where each inserted row would otherwise cost one trigger call per
+    reference (nine for a sale), most of the load. All of it is one transaction, so no other
+    session sees the table without its keys (it waits for the commit). Returns what was
+    dropped."""
+    cur.execute(merge.is_empty_sql(spec))
+    row = cur.fetchone()
+    if not (row and row[0]):
+        return []
+    keys = _foreign_keys(cur, spec)
+    for constraint, _ in keys:
+        cur.execute(merge.drop_foreign_key_sql(spec, constraint))
+    return keys
+
+
+def _add_foreign_keys(
+    cur: psycopg.Cursor[Any], spec: WarehouseTable, keys: list[tuple[str, str]]
+) -> None:
+    """A reference to a missing dimension row fails here, naming the key, as the row-by-row
+    check does."""
+    for constraint, column in keys:
+        cur.execute(merge.add_foreign_key_sql(spec, constraint, column))
+
+
 def apply_batch(conn: psycopg.Connection, batch: StagedBatch) -> BatchResult | None:
     """Merge one staged batch in one transaction; None when the ledger already holds it."""
     result = BatchResult(batch.batch_id)
@@ -174,10 +215,13 @@ def apply_batch(conn: psycopg.Connection, batch: StagedBatch) -> BatchResult | N
                 cur.execute(merge.create_staging_sql(spec))
                 _copy(cur, spec, data)
                 step = "merge"
+                dropped = _drop_foreign_keys_if_empty(cur, spec) if spec.is_fact else []
                 cur.execute(_merge_sql(spec))
                 result.rows[spec.name] = max(cur.rowcount, 0)
                 if spec.is_fact:
                     result.fact_versions_added[spec.name] = max(cur.rowcount, 0)
+                step = "reference check"
+                _add_foreign_keys(cur, spec, dropped)
             table, step = LEDGER_TABLE, "ledger write"
             cur.execute(
                 f"INSERT INTO {LEDGER_TABLE} "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from totes.contracts.warehouse import WarehouseTable
+from totes.contracts.warehouse import TABLES, WarehouseTable
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -105,6 +105,33 @@ def fact_merge_sql(table: WarehouseTable) -> str:
         f"SELECT top.id + row_number() OVER "
         f"(ORDER BY s.{ident('sequence')}, s.{ident('capture_seq')}), {_columns(names, 's.')} "
         f"FROM fresh AS s CROSS JOIN top"
+    )
+
+
+def is_empty_sql(table: WarehouseTable) -> str:
+    return f"SELECT NOT EXISTS (SELECT 1 FROM {ident(table.name)})"
+
+
+# The fact's foreign keys as the catalog holds them: name and (single) referencing column.
+FOREIGN_KEYS_SQL = (
+    "SELECT c.conname::text, a.attname::text FROM pg_catalog.pg_constraint c"
+    " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+    " WHERE c.conrelid = %s::regclass AND c.contype = 'f' ORDER BY c.conname"
+)
+
+
+def drop_foreign_key_sql(table: WarehouseTable, constraint: str) -> str:
+    return f"ALTER TABLE {ident(table.name)} DROP CONSTRAINT {ident(constraint)}"
+
+
+def add_foreign_key_sql(table: WarehouseTable, constraint: str, column: str) -> str:
+    """The foreign key the contract declares for ``column``, under its catalog name. Adding it
+    validates every row with one join, instead of one trigger call per inserted row."""
+    referenced = TABLES[table.references[column]]
+    return (
+        f"ALTER TABLE {ident(table.name)} ADD CONSTRAINT {ident(constraint)} "
+        f"FOREIGN KEY ({ident(column)}) REFERENCES {ident(referenced.name)} "
+        f"({ident(referenced.key)})"
     )
 
 

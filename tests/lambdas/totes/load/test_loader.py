@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,44 @@ def test_a_failing_batch_rolls_back_whole_and_names_table_and_key(
     assert _query(warehouse, "SELECT batch_id FROM warehouse_batch_ledger") == [(good,)]
     assert _query(warehouse, "SELECT count(*) FROM dim_design WHERE design_id = 9") == [(0,)]
     assert _query(warehouse, "SELECT count(*) FROM fact_sales_order") == [(1,)]
+
+
+FOREIGN_KEYS = (
+    "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid)"
+    " FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2"
+)
+
+
+def test_a_first_batch_is_checked_set_based_and_keeps_every_foreign_key(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any
+) -> None:
+    declared = _query(warehouse, FOREIGN_KEYS)
+    assert len([k for k in declared if k[0] == "fact_sales_order"]) == 9
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1)]})
+    load_pending(warehouse, processed_writer.lake)
+    assert _query(warehouse, FOREIGN_KEYS) == declared
+    assert _query(warehouse, "SELECT count(*) FROM fact_sales_order") == [(1,)]
+
+
+@pytest.mark.parametrize("reference", ["design_id", "agreed_delivery_date"])
+def test_a_first_batch_referencing_a_missing_row_fails_whole_with_the_key_named(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any, reference: str
+) -> None:
+    declared = _query(warehouse, FOREIGN_KEYS)
+    missing = {"design_id": 77, "agreed_delivery_date": "1999-01-01"}[reference]
+    bad = helpers.sale(2, **{reference: 77 if reference == "design_id" else date(1999, 1, 1)})
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": [bad]})
+
+    with pytest.raises(WarehouseError) as caught:
+        load_pending(warehouse, processed_writer.lake)
+
+    message = str(caught.value)
+    assert "table=fact_sales_order" in message
+    assert f"key={reference}={missing}" in message
+    assert "reference check failed" in message
+    assert _query(warehouse, "SELECT count(*) FROM warehouse_batch_ledger") == [(0,)]
+    assert _query(warehouse, "SELECT count(*) FROM dim_staff") == [(0,)]
+    assert _query(warehouse, FOREIGN_KEYS) == declared  # the rollback restored the keys
 
 
 def test_crash_between_dimensions_and_facts_then_rerun_equals_a_clean_run(
