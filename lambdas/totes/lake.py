@@ -150,7 +150,25 @@ class S3Lake:
             raise LakeError(f"listing {prefix} in {self.uri} failed: {reason(exc)}") from None
 
 
-class BackgroundPuts:
+class ReadsThrough:
+    """Base of a lake that changes only how writes happen: reads go straight to ``inner``."""
+
+    inner: Lake
+    uri: str
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
+        return self.inner.list(prefix, start_after, page_size)
+
+
+class BackgroundPuts(ReadsThrough):
     """A lake whose writes run on worker threads while the caller goes on, until :meth:`flush`.
 
     For objects that stay invisible until a manifest names them: the writer flushes before it
@@ -192,17 +210,6 @@ class BackgroundPuts:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(
-        self, prefix: str, start_after: str | None = None, page_size: int = 1000
-    ) -> Iterator[str]:
-        return self.inner.list(prefix, start_after, page_size)
 
 
 def open_lake(location: LakeLocation) -> Lake:

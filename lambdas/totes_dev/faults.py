@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
-from totes.lake import Lake
+from totes.lake import Lake, ReadsThrough
 from totes.settings import DbSettings
 
 
@@ -24,7 +24,7 @@ class InjectedFault(Exception):  # noqa: N818 - it is the fault, not an error cl
 
 
 @dataclass
-class FaultyLake:
+class FaultyLake(ReadsThrough):
     """``inner``, except that the write ``fail_on`` picks fails.
 
     ``fail_on(key, index)`` gets each key about to be written and how many writes came before it;
@@ -59,17 +59,6 @@ class FaultyLake:
         if strike:
             self.failed = key
             raise InjectedFault(f"injected crash after writing {key}")
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(
-        self, prefix: str, start_after: str | None = None, page_size: int = 1000
-    ) -> Iterator[str]:
-        return self.inner.list(prefix, start_after, page_size)
 
 
 def at_write(n: int) -> Callable[[str, int], bool]:

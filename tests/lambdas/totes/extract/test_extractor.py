@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from totes.contracts.content_hash import LEGACY_SCHEME, SCHEME, row_hashes
 from totes.contracts.ingestion import STATE_PREFIX, landing_schema, load_previous
 from totes.errors import LakeError, SchemaDriftError, SourceError
 from totes.extract.extractor import committed_watermark, run_extract
-from totes.lake import Lake, S3Lake, get_json, parquet_bytes, read_parquet
+from totes.lake import Lake, ReadsThrough, S3Lake, get_json, parquet_bytes, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, source_table
 from totes_dev.devstack.postgres import free_port
@@ -76,7 +75,7 @@ def fetch(db: DbSettings, statement: str, params: tuple[Any, ...] = ()) -> list[
         return conn.execute(statement, params).fetchall()
 
 
-class FailingLake:
+class FailingLake(ReadsThrough):
     """The real lake, except that writes fail after ``allowed`` successful ones (a crash)."""
 
     def __init__(self, inner: Lake, allowed: int) -> None:
@@ -92,17 +91,6 @@ class FailingLake:
                 raise LakeError(f"injected failure writing {key}")
             self.written.append(key)
         self.inner.put(key, data)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(
-        self, prefix: str, start_after: str | None = None, page_size: int = 1000
-    ) -> Iterator[str]:
-        return self.inner.list(prefix, start_after, page_size)
 
 
 FEB_END = datetime(2024, 2, 24, tzinfo=UTC)
