@@ -159,15 +159,18 @@ def test_a_module_that_cannot_be_imported_is_an_import_error_as_on_lambda(
     assert "No module named 'pandas'" in failed.value.document["errorMessage"]
 
 
-def test_every_handler_starts_cold_from_its_artifact_within_a_second(
+def test_every_handler_starts_cold_from_its_artifact_within_three_seconds(
     artifact_runtime: ArtifactRuntime,
 ) -> None:
-    """Import time of each handler in a fresh process (Lambda's "Init Duration"), best of three
-    so that a busy machine does not decide it; docs/packaging.md has the figures."""
+    """Import time of each handler in a fresh process (Lambda's "Init Duration"), best of three.
+
+    A guard against an import that does work (a network call, a whole framework), not a speed
+    measurement: the figures are about 0.1-0.6 s on a quiet machine (docs/packaging.md, measured
+    by ``make coldstart``), and twice that was seen here while other suites ran on both cores."""
     for function in artifact_runtime.built.functions:
         best = min(artifact_runtime.cold_start(function).init_ms for _ in range(3))
         print(f"{function}: cold start {best:.0f} ms")
-        assert best < 1000, function
+        assert best < 3000, function
 
 
 # --- one whole cycle from the artifacts ------------------------------------------------------
