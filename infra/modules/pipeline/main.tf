@@ -6,7 +6,7 @@
 locals {
   functions = { for function, name in var.function_names : function => merge(var.built_functions[function], { name = name }) }
 
-  # Zips go through the artifacts bucket: a layer of pandas and pyarrow is larger than the
+  # Zips go through the artifacts bucket: the arrow layer (pyarrow and numpy) is larger than the
   # 50 MB Lambda accepts in a direct upload.
   artifacts = merge(
     { for name, layer in var.built_layers : "layer:${name}" => layer },
