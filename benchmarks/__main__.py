@@ -95,6 +95,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=Path("bench-results"),
         help="folder for the Markdown and JSON results; default bench-results",
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="measure nothing: print the table of an earlier run's JSON results again",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 3 when any target is MISSED")
     args = parser.parse_args(argv)
     if args.quick:
@@ -329,6 +335,10 @@ def write(results: dict[str, Any], stem: Path) -> tuple[Path, Path, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json is not None:
+        earlier = json.loads(args.from_json.read_text())
+        print(report.render_markdown(earlier), end="")
+        return 3 if args.strict and report.missed(earlier) else 0
     started_at = datetime.now(UTC)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = _stem(args.out, started_at)
