@@ -296,9 +296,9 @@ def _machine(admin: DbSettings) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, started_at: datetime, log_path: Path) -> dict[str, Any]:
+def run(args: argparse.Namespace, results: dict[str, Any], log_path: Path) -> None:
+    """Fill ``results`` as each step ends, so a failure late in a long run keeps the rest."""
     started = time.perf_counter()
-    results: dict[str, Any] = {"started": started_at.isoformat(timespec="seconds")}
     with (
         open(log_path, "w") as log_file,
         postgres_server() as admin,
@@ -318,7 +318,6 @@ def run(args: argparse.Namespace, started_at: datetime, log_path: Path) -> dict[
         results["machine"]["load_after"] = round(os.getloadavg()[0], 1)
         log_to(None)
     results["seconds"] = time.perf_counter() - started
-    return results
 
 
 def _stem(out: Path, started_at: datetime) -> Path:
@@ -344,10 +343,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = _stem(args.out, started_at)
     log_path = stem.with_suffix(".log")
     progress(f"pipeline log lines go to {log_path}")
+    results: dict[str, Any] = {"started": started_at.isoformat(timespec="seconds")}
     try:
-        results = run(args, started_at, log_path)
+        run(args, results, log_path)
     except Exception as exc:
-        progress(f"failed: {type(exc).__name__}: {exc} (see {log_path})")
+        results["error"] = f"{type(exc).__name__}: {exc}"
+        md_path, json_path, _ = write(results, stem)
+        progress(f"failed: {results['error']} (log {log_path}; what ran is in {json_path})")
         return 1
     md_path, json_path, markdown = write(results, stem)
     print(markdown, end="")
