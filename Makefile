@@ -73,8 +73,11 @@ lock: venv
 airflow: venv
 	$(BIN)/python -m totes_dev.devstack.airflow
 
+# Not part of `make test`: minutes of generated data and repeated runs (docs/performance.md).
+# Options through BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; see `python -m benchmarks -h`.
+BENCH_ARGS ?=
 bench: venv
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis build

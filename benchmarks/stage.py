@@ -1,0 +1,45 @@
+"""Child-process entry of one measured stage: ``python -m benchmarks.stage STAGE CONFIG RESULT``.
+
+CONFIG is a JSON object (databases and lake folders); what the stage measured is written as
+JSON to the RESULT file. Not meant to be run by hand: ``python -m benchmarks`` starts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import db_from_json
+from totes.lake import LocalLake
+
+
+def run(stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    # imported here so that each child loads only its own stage's modules
+    if stage == "extract":
+        from benchmarks.extract import measure_extract
+
+        return measure_extract(db_from_json(config["source"]), Path(config["ingestion"]))
+    if stage == "transform":
+        from benchmarks.transform import measure_transform
+
+        return measure_transform(Path(config["ingestion"]), Path(config["processed"]))
+    if stage == "load":
+        from benchmarks.load import measure_load
+
+        return measure_load(db_from_json(config["warehouse"]), LocalLake(Path(config["processed"])))
+    raise SystemExit(f"unknown stage {stage!r}")
+
+
+def main() -> int:
+    stage, config, result = sys.argv[1:4]
+    with contextlib.redirect_stdout(sys.stderr):  # the pipeline's own log lines
+        measured = run(stage, json.loads(config))
+    Path(result).write_text(json.dumps(measured))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
