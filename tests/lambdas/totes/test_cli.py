@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from totes.cli import build_parser
+from totes.cli import PRODUCT_COMMANDS, build_parser
 from totes.lake import LocalLake
 from totes.pipeline import Stack, run_cycle
 from totes.settings import DbSettings, ExtractSettings
@@ -72,6 +72,25 @@ def test_every_subcommand_and_option_has_a_description() -> None:
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, f"{name} {action.option_strings} has no help"
+
+
+@pytest.mark.parametrize("command", sorted(PRODUCT_COMMANDS))
+def test_a_product_command_registers_itself_without_scanning_entry_points(command: str) -> None:
+    """The entry-point scan reads every installed distribution's metadata; a product command
+    does not need it, so here it fails if it is called."""
+    probe = (
+        "import importlib.metadata as metadata\n"
+        "def refuse(*args, **kwargs): raise AssertionError('entry points scanned')\n"
+        "metadata.entry_points = refuse\n"
+        "from totes.cli import build_parser\n"
+        f"parser = build_parser([{command!r}])\n"
+        "print(sorted(parser._subparsers._group_actions[0].choices))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [f"[{command!r}]"]
 
 
 def test_version() -> None:
