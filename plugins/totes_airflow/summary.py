@@ -157,47 +157,55 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def format_note(summary: Mapping[str, Any]) -> str:
-    """The summary as the DAG run's note, which the UI renders as Markdown on the run."""
-    lines = [
-        f"**Window** {summary['window_start']} to {summary['window_end']}, "
-        f"finished {summary['finished_at']}",
-        "",
-    ]
+    """The summary as the DAG run's note, which the UI renders as Markdown on the run.
+
+    The run page previews a note's first line, so that line carries the verdicts: freshness
+    against the target and how many rows were quarantined.
+    """
+    window = (
+        f"Window {summary['window_start']} to {summary['window_end']}, "
+        f"finished {summary['finished_at']}"
+    )
     if summary.get("skipped"):
-        lines.append(f"**Skipped**, nothing done: {_cell(str(summary['skipped_reason']))}")
-        return "\n".join(lines)
+        reason = _cell(str(summary["skipped_reason"]))
+        return f"**Skipped**, nothing done: {reason}\n\n{window}"
     lag = summary.get("freshness_lag_seconds")
     if lag is None:
-        lines.append("**Freshness**: no fact in the warehouse yet")
+        freshness = "**Freshness**: no fact in the warehouse yet"
     else:
         verdict = "met" if summary["within_freshness_target"] else "**MISSED**"
-        lines.append(
-            f"**Freshness** {lag / 60:.1f} min behind the newest source change "
-            f"({summary['newest_change']}); target "
-            f"{summary['freshness_target_seconds'] // 60} min: {verdict}"
+        freshness = (
+            f"**Freshness** {_duration(lag)} behind the newest source change "
+            f"(target {summary['freshness_target_seconds'] // 60} min: {verdict})"
         )
     extracted: Mapping[str, int] = summary["extracted"]
     quarantined: Mapping[str, int] = summary["quarantined"]
     total_quarantined = sum(quarantined.values())
-    lines += [
-        "",
-        f"**Extracted** {sum(extracted.values())} rows from {len(extracted)} source tables; "
-        f"**quarantined** {total_quarantined}"
+    lines = [
+        f"{freshness}; **quarantined** {total_quarantined}"
         + (" (`totes quarantine list`)" if total_quarantined else ""),
+        "",
+        f"{window}; newest source change {summary['newest_change']}; "
+        f"extracted {sum(extracted.values())} rows from {len(extracted)} source tables",
         "",
         "| table | loaded | versions added | quarantined |",
         "|---|---:|---:|---:|",
     ]
     loaded: Mapping[str, int] = summary["loaded"]
     added: Mapping[str, int] = summary["fact_versions_added"]
-    tables = sorted(
-        t
-        for t in {*loaded, *added, *quarantined}
-        if any(counts.get(t) for counts in (loaded, added, quarantined))
-    )
+    changed = (loaded, added, quarantined)
+    tables = sorted(t for t in {*loaded, *added, *quarantined} if any(c.get(t) for c in changed))
     for table in tables:
-        cells = [str(counts.get(table, 0)) for counts in (loaded, added, quarantined)]
+        cells = [str(counts.get(table, 0)) for counts in changed]
         lines.append(f"| {_cell(table)} | " + " | ".join(cells) + " |")
     if not tables:
         lines.append("| nothing loaded | 0 | 0 | 0 |")

@@ -111,14 +111,24 @@ def test_note_is_markdown_with_a_row_per_table_that_changed() -> None:
     output = _output()
     output["transform"]["quarantined"] = {"fact_payment": 2}
     note = format_note(summarise(output, NEWEST))
-    assert "**Freshness** 19.5 min behind the newest source change" in note
-    assert "target 30 min: met" in note
-    assert "**Extracted** 9 rows from 2 source tables; **quarantined** 2" in note
+    headline = note.splitlines()[0]  # what the run page previews
+    assert headline == (
+        "**Freshness** 19.5 min behind the newest source change (target 30 min: met); "
+        "**quarantined** 2 (`totes quarantine list`)"
+    )
+    assert "extracted 9 rows from 2 source tables" in note
     assert "| table | loaded | versions added | quarantined |" in note
     assert "| fact_sales_order | 7 | 5 | 0 |" in note
     assert "| fact_payment | 0 | 0 | 2 |" in note
     assert "dim_date" not in note  # nothing loaded into it
     assert len(note) <= NOTE_LIMIT
+
+
+def test_note_says_long_lags_in_hours_or_days() -> None:
+    stale = datetime(2026, 11, 20, 23, 24, 30)
+    assert "**Freshness** 5.0 days behind" in format_note(summarise(_output(), stale))
+    hours = datetime(2026, 11, 25, 20, 24, 30)
+    assert "**Freshness** 3.0 h behind" in format_note(summarise(_output(), hours))
 
 
 def test_a_note_over_airflows_limit_is_cut_at_a_line() -> None:
@@ -160,5 +170,5 @@ def test_a_run_skipped_for_another_cycle_says_so_and_why() -> None:
     text = format_summary(summary)
     assert f"SKIPPED, nothing done: {reason}" in text
     assert "loaded" not in text
-    assert f"**Skipped**, nothing done: {reason}" in format_note(summary)
+    assert format_note(summary).startswith(f"**Skipped**, nothing done: {reason}")
     assert summarise(_output())["skipped"] is False
