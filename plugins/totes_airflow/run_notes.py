@@ -1,5 +1,5 @@
-"""The run summary where Airflow users look: on the DAG run itself, as its note (the UI renders
-it as Markdown on the run's page and in the grid).
+"""The run summary where Airflow users look: on the DAG run itself, as its note (the run's page
+previews its first line and opens it as rendered Markdown).
 
 A task cannot write its own run's note: the Task SDK's execution API has no call for it, and
 tasks have no metadata-database access in Airflow 3. A listener can: the scheduler (and
