@@ -75,7 +75,8 @@ airflow: venv
 
 # make airflow in headless Chromium (Debian's, installed with apt-get when missing; Playwright
 # drives it, no browser download): triggers a run from the UI and photographs the grid, the
-# Assets graph and a run's summary into docs/screenshots/. Not part of make test (README).
+# Assets graph and a run's summary into docs/screenshots/. make test runs the same test into a
+# temporary directory.
 screenshots: venv
 	TOTES_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/dags/test_screenshots.py -m screenshots -p no:xdist
 
