@@ -98,6 +98,9 @@ def test_trigger_from_the_ui_and_photograph_grid_assets_and_summary(
             executable_path=ensure_chromium(), args=["--no-sandbox"], headless=True
         )
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        # Generous waits: beside the rest of make test, two cores serve two Airflows.
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=30_000)
 
         # The DAG starts paused: the trigger form unpauses it (its box, ticked for a paused
         # DAG, stays ticked).

@@ -52,6 +52,8 @@ def airflow_environment(
     home: Path, metadata_db: DbSettings, *, api_port: int = 8080, poke_seconds: int = 2
 ) -> dict[str, str]:
     """Environment for every Airflow process on the local stack (add the moto variables)."""
+    from totes_dev.devstack.postgres import free_port
+
     base_url = f"http://127.0.0.1:{api_port}"
     return {
         "AIRFLOW_HOME": str(home),
@@ -65,6 +67,10 @@ def airflow_environment(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(metadata_db),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
+        # The worker's and the triggerer's log servers default to fixed ports (8793, 8794): two
+        # local Airflows at once (the end-to-end and the browser tests) would fight over them.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
         # Generated per environment so that no signing key is ever written into the project.
