@@ -15,7 +15,7 @@ PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/
 	$$p -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: venv test demo lint format lock bench airflow clean package coldstart lambda-python
+.PHONY: venv test demo lint format lock bench airflow screenshots clean package coldstart lambda-python
 
 venv: $(STAMP)
 
@@ -72,6 +72,13 @@ lock: venv
 # Airflow UI (standalone, login disabled) at http://127.0.0.1:8080 on the local stack; Ctrl-C stops.
 airflow: venv
 	$(BIN)/python -m totes_dev.devstack.airflow
+
+# make airflow in headless Chromium (Debian's, installed with apt-get when missing; Playwright
+# drives it, no browser download): triggers a run from the UI and photographs the grid, the
+# Assets graph and a run's summary into docs/screenshots/. make test runs the same test into a
+# temporary directory.
+screenshots: venv
+	TOTES_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/dags/test_screenshots.py -m screenshots -p no:xdist
 
 # Not part of `make test`: minutes of generated data and repeated runs (docs/performance.md).
 # Options through BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; see `python -m benchmarks -h`.

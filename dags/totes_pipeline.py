@@ -10,18 +10,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.step_function import (
-    StepFunctionGetExecutionOutputOperator,
-)
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
 from totes_airflow.alerts import failure_notifier
-from totes_airflow.config import PIPELINE_INPUT, PipelineConfig
+from totes_airflow.assets import PipelineAssets, warehouse_extras
+from totes_airflow.config import ALERTS_TOPIC_VARIABLE, PIPELINE_INPUT, PipelineConfig
+from totes_airflow.deadlines import freshness_deadline
 from totes_airflow.operators import (
     IdempotentStepFunctionStartExecutionOperator,
     StepFunctionExecutionFailureSensor,
+    WarehouseCheckOperator,
 )
-from totes_airflow.summary import format_summary, summarise
+from totes_airflow.summary import (
+    NEWEST_CHANGE_SQL,
+    NOTE_XCOM_KEY,
+    format_note,
+    format_summary,
+    summarise,
+)
+from totes_airflow.warehouse_checks import CHECK_GROUPS, ONE_ROW
 
 DAG_ID = "totes_pipeline"
 
@@ -41,9 +48,9 @@ the same lake and warehouse; no fact version is ever added twice.
 | task | what it does |
 |---|---|
 | `start_pipeline` | starts the execution for the run's window, or reuses the run's execution |
-| `wait_for_pipeline` | waits for the execution; fails with its error and cause |
-| `pipeline_output` | reads the execution output |
-| `summary` | logs rows per table per stage and the freshness lag; returns them as XCom |
+| `wait_for_pipeline` | waits for the execution; fails with its error and cause; lake asset events |
+| `warehouse_checks.*` | keys unique and present, references resolve, one current row, no repeat |
+| `summary` | rows per table, quarantined rows, freshness: run note, XCom, warehouse asset events |
 
 **Schedule and freshness.** A source change must reach the warehouse within 30 minutes. A run
 for the window `[T-20 min, T)` starts at `T` and reads everything changed since the previous run
@@ -51,13 +58,22 @@ read the source (at `T-20 min`). The oldest change it delivers therefore waited
 `20 min + run time`; with a run time under 10 minutes (the state machine times out at 50, a
 normal run takes a few minutes) that is within 30. `max_active_runs=1` keeps runs from
 overlapping; `catchup=False` skips windows missed while paused, which is safe because the next
-run picks up everything pending anyway. The `summary` task logs the measured lag
-(`finished_at - window_start`) and flags runs that missed the target.
+run picks up everything pending anyway. A run not finished 10 minutes after it was queued misses
+its **deadline** and an email is sent ("pipeline late"). The `summary` task reports the measured
+freshness (how far the newest source change in the warehouse is behind) on the run's note.
+
+**Assets.** `totesys` feeds the ingestion and processed lakes (events from `wait_for_pipeline`,
+with the rows each stage wrote) and the warehouse tables (events from `summary`, only after the
+warehouse checks passed, so a DAG scheduled on a warehouse table never starts on unchecked data).
 
 ## Runbook
 
 **A failure email arrived.** It names the DAG, run, task, window and a log link; the state
 machine sends its own email with the Lambda error. Open the log, then:
+
+* *A warehouse check failed* (`warehouse_checks.*`; the email names the check): the data was
+  loaded but breaks an invariant, and the warehouse assets were not updated. The task log has
+  the check's SQL; run it to see the rows. `totes check` compares the warehouse with the source.
 
 * *Source or warehouse unreachable, credentials rejected*: fix the database or the secret
   (`totes/<env>/source-db`, `totes/<env>/warehouse-db` in Secrets Manager). Nothing else is
@@ -91,6 +107,7 @@ replaced and a short hash appended.
 """
 
 config = PipelineConfig.from_env()
+assets = PipelineAssets.for_environment(config.names)
 EXECUTION_ARN = "{{ ti.xcom_pull(task_ids='start_pipeline') }}"
 
 with DAG(
@@ -102,6 +119,14 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
+    deadline=None
+    if config.deadline is None
+    else freshness_deadline(
+        interval=config.deadline,
+        topic_variable=ALERTS_TOPIC_VARIABLE,
+        default_topic_arn=config.default_alerts_topic_arn,
+        aws_conn_id=config.aws_conn_id,
+    ),
     doc_md=DOC_MD,
     tags=["totes", "etl", "step-functions"],
     params={
@@ -129,25 +154,37 @@ with DAG(
         state_machine_input=PIPELINE_INPUT,
     )
 
-    # Reschedule mode frees the worker slot between pokes: a run mostly waits on Lambdas.
+    # Reschedule mode frees the worker slot between pokes (docs/orchestration.md weighs it
+    # against deferring).
     wait_for_pipeline = StepFunctionExecutionFailureSensor(
         task_id="wait_for_pipeline",
         execution_arn=EXECUTION_ARN,
         mode="reschedule",
         poke_interval=config.poke_seconds,
         timeout=timedelta(minutes=55).total_seconds(),
+        inlets=[assets.source],
+        lakes=(assets.ingestion_lake, assets.processed_lake),
     )
 
-    pipeline_output = StepFunctionGetExecutionOutputOperator(
-        task_id="pipeline_output",
-        execution_arn=EXECUTION_ARN,
-    )
+    with TaskGroup("warehouse_checks", tooltip="invariants of the loaded warehouse") as checks:
+        for group, group_checks in CHECK_GROUPS.items():
+            WarehouseCheckOperator(
+                task_id=group,
+                conn_id=config.warehouse_conn_id,
+                table=ONE_ROW,
+                checks=group_checks,
+            )
 
-    @task(task_id="summary")
+    @task(task_id="summary", inlets=[assets.processed_lake], outlets=assets.warehouse_tables)
     def summary(**context: Any) -> dict[str, Any]:
         import logging
 
-        result = summarise(context["ti"].xcom_pull(task_ids="pipeline_output"))
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        output = context["ti"].xcom_pull(task_ids="wait_for_pipeline", key="output")
+        warehouse = PostgresHook(postgres_conn_id=config.warehouse_conn_id)
+        newest_change = warehouse.get_first(NEWEST_CHANGE_SQL)[0]
+        result = summarise(output, newest_change)
         log = logging.getLogger("airflow.task")
         log.info("Pipeline run summary\n%s", format_summary(result))
         if result["skipped"]:
@@ -158,6 +195,9 @@ with DAG(
                 result["freshness_lag_seconds"],
                 result["freshness_target_seconds"],
             )
+        for table, extra in warehouse_extras(result).items():
+            context["outlet_events"][assets.warehouse[table]].extra = extra
+        context["ti"].xcom_push(key=NOTE_XCOM_KEY, value=format_note(result))
         return result
 
-    start_pipeline >> wait_for_pipeline >> pipeline_output >> summary()
+    start_pipeline >> wait_for_pipeline >> checks >> summary()

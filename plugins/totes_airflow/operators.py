@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.links.step_function import (
     StateMachineDetailsLink,
@@ -13,8 +14,11 @@ from airflow.providers.amazon.aws.operators.step_function import (
     StepFunctionStartExecutionOperator,
 )
 from airflow.providers.amazon.aws.sensors.step_function import StepFunctionExecutionSensor
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
+from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
 
+from totes_airflow.assets import lake_extras
 from totes_airflow.executions import MAX_ATTEMPTS, failure_reason, start_or_reuse
 
 if TYPE_CHECKING:
@@ -77,17 +81,60 @@ class IdempotentStepFunctionStartExecutionOperator(StepFunctionStartExecutionOpe
 
 
 class StepFunctionExecutionFailureSensor(StepFunctionExecutionSensor):
-    """The provider's sensor, failing with the execution's error and cause.
+    """The provider's sensor, failing with the execution's error and cause, and recording what
+    the execution did to the lakes.
 
     The provider reports a failed execution as ``State Machine Output: None`` (failed executions
     have no output), which is useless in an alert email; and it fails retryably, although a
     closed execution cannot change, so retries would only delay the alert. Re-running the work is
     a decision for the runbook (clear the start task), not an automatic retry.
+
+    On success the output goes to XCom (key ``output``, as the provider does), read once: the
+    downstream tasks take it from there, and the lake assets among this task's outlets get
+    events whose extras carry the rows each stage wrote.
     """
 
+    def __init__(self, *, lakes: tuple[Asset, Asset] | None = None, **kwargs: Any) -> None:
+        """``lakes``: the ingestion and processed lake assets, added to the outlets."""
+        if lakes is not None:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), *lakes]
+        super().__init__(**kwargs)
+        self.lakes = lakes
+
     def poke(self, context: Context) -> bool:
-        try:
-            return bool(super().poke(context))
-        except AirflowException as failed:
-            described = self.hook.describe_execution(self.execution_arn)
-            raise AirflowFailException(failure_reason(described)) from failed
+        described = self.hook.describe_execution(self.execution_arn)
+        status = described["status"]
+        if status in self.FAILURE_STATES:
+            raise AirflowFailException(failure_reason(described))
+        if status in self.INTERMEDIATE_STATES:
+            return False
+        output = json.loads(described["output"]) if described.get("output") else None
+        context["ti"].xcom_push(key="output", value=output)
+        if self.lakes is not None:
+            ingestion, processed = self.lakes
+            ingestion_extra, processed_extra = lake_extras(output)
+            context["outlet_events"][ingestion].extra = ingestion_extra
+            context["outlet_events"][processed].extra = processed_extra
+        return True
+
+
+class WarehouseCheckOperator(SQLTableCheckOperator):
+    """The provider's table check, failing at once on a failed check and naming it.
+
+    A check that found a broken invariant will find it again, so only errors reaching the
+    database are retried (``retry_on_failure=False``); and the failure names the checks that
+    failed rather than repeating the whole generated query, so that the alert email reads.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("retry_on_failure", False)
+        super().__init__(**kwargs)
+
+    def _raise_exception(self, exception_string: str) -> NoReturn:
+        failed = [name for name, check in self.checks.items() if check.get("success") is False]
+        if failed:
+            raise AirflowFailException(
+                f"warehouse check(s) failed: {', '.join(failed)} "
+                f"(the task log has each check's SQL)"
+            )
+        super()._raise_exception(exception_string)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -83,16 +82,84 @@ def test_each_run_covers_the_last_complete_twenty_minutes(dag: Any) -> None:
     )
 
 
+CHECK_TASKS = {
+    "warehouse_checks.dimension_keys",
+    "warehouse_checks.fact_references",
+    "warehouse_checks.current_views",
+    "warehouse_checks.fact_versions",
+}
+
+
 def test_tasks_run_in_order(dag: Any) -> None:
-    order = ["start_pipeline", "wait_for_pipeline", "pipeline_output", "summary"]
-    assert sorted(dag.task_ids) == sorted(order)
-    for upstream, downstream in itertools.pairwise(order):
-        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    """The execution's output is read once, by the sensor; the checks gate the summary."""
+    assert set(dag.task_ids) == {"start_pipeline", "wait_for_pipeline", "summary", *CHECK_TASKS}
+    assert dag.get_task("wait_for_pipeline").upstream_task_ids == {"start_pipeline"}
+    for check in CHECK_TASKS:
+        assert dag.get_task(check).upstream_task_ids == {"wait_for_pipeline"}
+    assert dag.get_task("summary").upstream_task_ids == CHECK_TASKS
+
+
+def test_warehouse_checks_use_the_postgres_connection_and_fail_without_retrying(
+    dag: Any,
+) -> None:
+    from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
+
+    from totes_airflow.warehouse_checks import CHECK_GROUPS, ONE_ROW
+
+    for task_id in CHECK_TASKS:
+        check = dag.get_task(task_id)
+        assert isinstance(check, SQLTableCheckOperator)
+        assert check.conn_id == "totes_warehouse"
+        assert check.table == ONE_ROW
+        assert check.checks == CHECK_GROUPS[task_id.split(".")[1]]
+        assert check.retry_on_failure is False
+    names = {name for task_id in CHECK_TASKS for name in dag.get_task(task_id).checks}
+    assert "dim_staff_key_unique" in names
+    assert "fact_payment_transaction_id_resolves" in names
+    assert "fact_sales_order_current_one_per_key" in names
+    assert "fact_purchase_order_no_version_twice" in names
+
+
+def test_assets_trace_totesys_to_the_lakes_to_the_warehouse(dag: Any) -> None:
+    from totes_airflow.warehouse_checks import DIMENSIONS, FACTS
+
+    def names(assets: Any) -> set[str]:
+        return {asset.name for asset in assets}
+
+    wait = dag.get_task("wait_for_pipeline")
+    assert names(wait.inlets) == {"totesys"}
+    assert names(wait.outlets) == {"ingestion_lake", "processed_lake"}
+    summary = dag.get_task("summary")
+    assert names(summary.inlets) == {"processed_lake"}
+    tables = [d.name for d in DIMENSIONS] + [f.name for f in FACTS]
+    assert names(summary.outlets) == {f"warehouse.{table}" for table in tables}
+    assert {a.uri for a in wait.outlets} == {
+        "s3://totes-dev-ingestion/",
+        "s3://totes-dev-processed/",
+    }
+    for task_id in ("start_pipeline", *CHECK_TASKS):
+        assert dag.get_task(task_id).outlets == []
+
+
+def test_a_run_not_finished_ten_minutes_after_it_was_queued_alerts(dag: Any) -> None:
+    from airflow.sdk.definitions.deadline import DeadlineReference
+
+    [alert] = dag.deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == timedelta(minutes=10)
+    assert alert.callback.path == "totes_airflow.deadlines.notify_missed_deadline"
+    from totes_airflow.config import PipelineConfig
+
+    # The failure emails' topic Variable and AWS connection: one alert path for both.
+    assert alert.callback.kwargs == {
+        "topic_variable": "totes_alerts_topic_arn",
+        "default_topic_arn": "arn:aws:sns:eu-west-2:123456789012:totes-dev-alerts",
+        "aws_conn_id": PipelineConfig.from_env().aws_conn_id,
+    }
 
 
 def test_operators_are_the_providers_made_idempotent(dag: Any) -> None:
     from airflow.providers.amazon.aws.operators.step_function import (
-        StepFunctionGetExecutionOutputOperator,
         StepFunctionStartExecutionOperator,
     )
     from airflow.providers.amazon.aws.sensors.step_function import StepFunctionExecutionSensor
@@ -107,7 +174,6 @@ def test_operators_are_the_providers_made_idempotent(dag: Any) -> None:
     assert isinstance(wait, StepFunctionExecutionSensor)
     assert wait.mode == "reschedule"
     assert "start_pipeline" in wait.execution_arn
-    assert isinstance(dag.get_task("pipeline_output"), StepFunctionGetExecutionOutputOperator)
 
 
 def test_retries_back_off_and_failures_notify_the_alerts_topic(dag: Any) -> None:
@@ -140,3 +206,5 @@ def test_documentation_explains_freshness_and_the_runbook(dag: Any) -> None:
     assert "20 min + run time" in doc
     assert "airflow backfill create --dag-id totes_pipeline" in doc
     assert "Clear `start_pipeline`" in doc
+    assert "A warehouse check failed" in doc
+    assert "**deadline**" in doc

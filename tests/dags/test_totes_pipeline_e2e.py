@@ -9,7 +9,6 @@ between them, so no test relies on another having run.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,6 +60,13 @@ def _at(hour: int, minute: int) -> datetime:
 FIRST = (_at(10, 5), _at(10, 6))  # window 09:40-10:00
 SECOND = (_at(10, 25), _at(10, 26))  # window 10:00-10:20
 BROKEN = (_at(10, 45), _at(10, 46))  # window 10:20-10:40
+BAD_WAREHOUSE = (_at(11, 5), _at(11, 6))  # window 10:40-11:00
+CHECK_TASKS = (
+    "warehouse_checks.dimension_keys",
+    "warehouse_checks.fact_references",
+    "warehouse_checks.current_views",
+    "warehouse_checks.fact_versions",
+)
 
 
 @dataclass
@@ -94,6 +100,9 @@ def stack(
                 **pipeline_environment(deployment),
                 "TOTES_POKE_SECONDS": "1",
                 "TOTES_AWS_CONN_ID": "",
+                # dag.test() cannot run a DAG with a deadline (see PipelineConfig.deadline); the
+                # standalone scenario below runs it with one.
+                "TOTES_DEADLINE_SECONDS": "0",
             }.items():
                 patch.setenv(name, value)
             from airflow.dag_processing.dagbag import DagBag
@@ -109,7 +118,7 @@ def _run(stack: Stack, logical_date: datetime, run_after: datetime) -> Any:
     return stack.dag.test(logical_date=logical_date, run_after=run_after)
 
 
-def _xcom(run: Any, task_id: str) -> Any:
+def _xcom(run: Any, task_id: str, key: str = "return_value") -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -120,10 +129,57 @@ def _xcom(run: Any, task_id: str) -> Any:
                 XComModel.dag_id == run.dag_id,
                 XComModel.run_id == run.run_id,
                 XComModel.task_id == task_id,
-                XComModel.key == "return_value",
+                XComModel.key == key,
             )
         ).one()
         return XComModel.deserialize_value(row)
+
+
+def _note(run: Any) -> str | None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        stored = session.get(DagRun, run.id)
+        assert stored is not None
+        return stored.note
+
+
+def _asset_events(run: Any) -> dict[str, dict[str, Any]]:
+    """The asset events the run's tasks emitted: asset name -> extra."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.name, AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id)
+        ).all()
+    return {name: dict(extra) for name, extra in rows}
+
+
+def _pending_deadlines(run: Any) -> list[Any]:
+    from airflow.models.deadline import Deadline
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(session.scalars(select(Deadline).where(Deadline.dagrun_id == run.id)))
+
+
+def _newest_change(warehouse: DbSettings) -> datetime:
+    with psycopg.connect(**warehouse.conninfo()) as conn:
+        row = conn.execute(
+            "SELECT max(last_updated_date + last_updated_time) FROM ("
+            " SELECT last_updated_date, last_updated_time FROM fact_sales_order UNION ALL"
+            " SELECT last_updated_date, last_updated_time FROM fact_purchase_order UNION ALL"
+            " SELECT last_updated_date, last_updated_time FROM fact_payment) AS facts"
+        ).fetchone()
+    assert row is not None
+    newest: datetime = row[0]
+    return newest.replace(tzinfo=UTC)
 
 
 def _fact_rows(warehouse: DbSettings) -> dict[str, int]:
@@ -143,6 +199,23 @@ def _executions(stack: Stack) -> dict[str, dict[str, Any]]:
     }
 
 
+def _alerts_of(stack: Stack, run: Any, subjects: set[str]) -> list[dict[str, str]]:
+    """The alerts naming ``run``, once every one of ``subjects`` has arrived (15 s at most):
+    an alert about another run would be a wrong one."""
+    mine: list[dict[str, str]] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        mine += [
+            alert
+            for alert in read_alerts(stack.alerts_queue)
+            if f"Run: {run.run_id}" in alert["message"]
+            or f"Run:    {run.run_id}" in alert["message"]
+        ]
+        if subjects <= {alert["subject"] for alert in mine}:
+            break
+    return mine
+
+
 def _assert_checked(stack: Stack) -> None:
     report = check(stack.source, stack.warehouse)
     assert report.ok, format_report(report)
@@ -154,6 +227,7 @@ def test_dag_runs_end_to_end_through_step_functions(stack: Stack) -> None:
     _first_run_fills_the_warehouse_and_check_accepts_it(stack)
     _second_run_adds_exactly_the_simulated_versions(stack)
     _rerunning_a_finished_run_reuses_its_execution_and_adds_nothing(stack)
+    _failed_warehouse_check_fails_the_run_and_alerts(stack)
     _source_down_fails_the_run_and_alerts(stack)
 
 
@@ -175,12 +249,39 @@ def _first_run_fills_the_warehouse_and_check_accepts_it(stack: Stack) -> None:
         "full_scan": False,
     }
 
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == dict.fromkeys(
+        ("start_pipeline", "wait_for_pipeline", *CHECK_TASKS, "summary"), "success"
+    )
     summary = _xcom(run, "summary")
     assert summary["run_id"] == run.run_id
     assert summary["window_start"] == "2026-11-20T09:40:00+00:00"
     assert summary["extracted"]["sales_order"] > 0
     assert summary["fact_versions_added"] == _fact_rows(stack.warehouse)
-    assert summary["freshness_lag_seconds"] > 0
+    # Freshness is measured from the newest source change the warehouse now holds.
+    newest = _newest_change(stack.warehouse)
+    assert summary["newest_change"] == newest.isoformat()
+    finished = datetime.fromisoformat(summary["finished_at"])
+    assert summary["freshness_lag_seconds"] == round((finished - newest).total_seconds(), 3)
+
+    # The summary is on the run itself, as its note, and in XCom.
+    note = _note(run)
+    assert note is not None
+    assert note == _xcom(run, "summary", "note")
+    assert "**Freshness**" in note
+    sales = summary["fact_versions_added"]["fact_sales_order"]
+    assert f"| fact_sales_order | {summary['loaded']['fact_sales_order']} | {sales} | 0 |" in note
+
+    # Asset events carry the counts: the lakes from the sensor, the tables from the summary.
+    events = _asset_events(run)
+    assert events["ingestion_lake"]["rows"] == summary["extracted"]
+    assert events["processed_lake"]["rows"] == summary["transformed"]
+    assert events["warehouse.fact_sales_order"] == {
+        "run_id": run.run_id,
+        "rows": summary["loaded"]["fact_sales_order"],
+        "fact_versions_added": sales,
+    }
+    assert len([name for name in events if name.startswith("warehouse.")]) == 11
     _assert_checked(stack)
 
 
@@ -218,6 +319,50 @@ def _rerunning_a_finished_run_reuses_its_execution_and_adds_nothing(stack: Stack
     _assert_checked(stack)
 
 
+def _failed_warehouse_check_fails_the_run_and_alerts(stack: Stack) -> None:
+    """A fact version recorded twice (as a batch loaded twice would leave it) fails the run at
+    the check, emails, and leaves the warehouse assets without an event from this run."""
+    read_alerts(stack.alerts_queue, wait_seconds=0)
+    with psycopg.connect(**stack.warehouse.conninfo()) as conn:
+        conn.execute(
+            "INSERT INTO fact_sales_order (sales_order_id, created_date, created_time, "
+            "last_updated_date, last_updated_time, sales_staff_id, counterparty_id, units_sold, "
+            "unit_price, currency_id, design_id, agreed_payment_date, agreed_delivery_date, "
+            "agreed_delivery_location_id, content_hash, batch_id, sequence, capture_seq, "
+            "is_deleted) SELECT sales_order_id, created_date, created_time, last_updated_date, "
+            "last_updated_time, sales_staff_id, counterparty_id, units_sold, unit_price, "
+            "currency_id, design_id, agreed_payment_date, agreed_delivery_date, "
+            "agreed_delivery_location_id, content_hash, batch_id, sequence, capture_seq, "
+            "is_deleted FROM fact_sales_order ORDER BY sales_record_id DESC LIMIT 1"
+        )
+
+    started = time.monotonic()
+    run = _run(stack, *BAD_WAREHOUSE)
+    print(f"DAG run with a failing check: {time.monotonic() - started:.1f} s")
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {
+        "start_pipeline": "success",
+        "wait_for_pipeline": "success",
+        "warehouse_checks.dimension_keys": "success",
+        "warehouse_checks.fact_references": "success",
+        "warehouse_checks.current_views": "success",
+        "warehouse_checks.fact_versions": "failed",
+        "summary": "upstream_failed",
+    }
+    subject = "Terrific Totes pipeline task failed: totes_pipeline.warehouse_checks.fact_versions"
+    alerts = _alerts_of(stack, run, {subject})
+    assert {a["subject"] for a in alerts} == {subject}
+    message = alerts[0]["message"]
+    assert "warehouse check(s) failed: fact_sales_order_no_version_twice" in message
+    assert f"Run:    {run.run_id}" in message
+    assert not [name for name in _asset_events(run) if name.startswith("warehouse.")]
+    assert _note(run) == (
+        "**Failed** at `warehouse_checks.fact_versions`: "
+        "the failure email and the task log say why."
+    )
+
+
 def _source_down_fails_the_run_and_alerts(stack: Stack) -> None:
     read_alerts(stack.alerts_queue, wait_seconds=0)  # start from an empty inbox
     stack.source_cluster.stop_server()
@@ -231,7 +376,7 @@ def _source_down_fails_the_run_and_alerts(stack: Stack) -> None:
     assert states == {
         "start_pipeline": "success",
         "wait_for_pipeline": "failed",
-        "pipeline_output": "upstream_failed",
+        **dict.fromkeys(CHECK_TASKS, "upstream_failed"),
         "summary": "upstream_failed",
     }
 
@@ -240,12 +385,13 @@ def _source_down_fails_the_run_and_alerts(stack: Stack) -> None:
     assert execution["error"] == "SourceError"
     assert "cannot connect to the source database" in execution["cause"]
 
-    alerts = read_alerts(stack.alerts_queue)
-    subjects = sorted(alert["subject"] for alert in alerts)
-    assert subjects == [
+    expected = {
         "Terrific Totes pipeline failed",
         "Terrific Totes pipeline task failed: totes_pipeline.wait_for_pipeline",
-    ]
+    }
+    alerts = _alerts_of(stack, run, expected)
+    subjects = sorted({alert["subject"] for alert in alerts})
+    assert subjects == sorted(expected)
     machine_alert = next(a["message"] for a in alerts if a["subject"] == subjects[0])
     assert f"Run: {run.run_id}" in machine_alert
     assert "Window: 2026-11-20T10:20:00+00:00 to 2026-11-20T10:40:00+00:00" in machine_alert
@@ -319,6 +465,8 @@ def ui(
         **moto_stack.env,
         **airflow_environment(home, airflow_metadata, api_port=free_port(), poke_seconds=1),
         **pipeline_environment(stack.deployment),
+        # Every run is late: the scheduler and the triggerer handle the missed deadline.
+        "TOTES_DEADLINE_SECONDS": "1",
     }
     started = time.monotonic()
     with standalone(env) as running:
@@ -365,6 +513,18 @@ def test_backfill_cleared_run_and_grid_in_airflow_standalone(
     rows = _fact_rows(stack.warehouse)
     assert rows["fact_sales_order"] > 0
 
+    # Each run carries its summary as its note.
+    for run_id in backfill_runs:
+        note = _api(ui, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["note"]
+        assert "**Freshness**" in note, (run_id, note)
+        assert "| table | loaded | versions added | quarantined |" in note
+
+    # No run finished within its (one-second) deadline: Airflow's scheduler marked each missed
+    # and the triggerer ran our callback, which published to the alerts topic.
+    late = _late_alerts(stack, backfill_runs)
+    assert set(late) == backfill_runs, f"late-run alerts: {late}; see {ui.standalone.log_path}"
+    assert "Deadline: " in late["backfill__2026-11-20T11:20:00+00:00"]
+
     # A user clears a finished run: its tasks run again and find the run's execution.
     executions = set(_executions(stack))
     cleared_run = "backfill__2026-11-20T11:20:00+00:00"
@@ -402,19 +562,21 @@ def test_backfill_cleared_run_and_grid_in_airflow_standalone(
     dom = headless_chromium(
         url, profile=tmp_path / "dom-profile", extra=["--dump-dom"], budget_ms=20000
     )
-    for task_id in ("start_pipeline", "wait_for_pipeline", "pipeline_output", "summary"):
+    for task_id in ("start_pipeline", "wait_for_pipeline", "summary"):
         assert SUCCESS_ICON in _grid_cell(dom, cleared_run, task_id), task_id
 
-    # TOTES_SCREENSHOT_DIR=docs/screenshots refreshes the README's screenshot.
-    shots = Path(os.environ.get("TOTES_SCREENSHOT_DIR") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    headless_chromium(
-        url,
-        profile=tmp_path / "shot-profile",
-        extra=[f"--screenshot={shots.resolve() / 'airflow-grid.png'}"],
-        budget_ms=20000,
-    )
-    assert (shots / "airflow-grid.png").stat().st_size > 10_000
+
+def _late_alerts(stack: Stack, run_ids: set[str]) -> dict[str, str]:
+    """Run id -> message of the late-run alerts about ``run_ids`` (60 s at most)."""
+    late: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and set(late) != run_ids:
+        for alert in read_alerts(stack.alerts_queue):
+            if alert["subject"].startswith("Terrific Totes pipeline late"):
+                for run_id in run_ids:
+                    if f"Run:      {run_id}\n" in alert["message"]:
+                        late[run_id] = alert["message"]
+    return late
 
 
 def _grid_cell(dom: str, run_id: str, task_id: str) -> str:

@@ -52,6 +52,8 @@ def airflow_environment(
     home: Path, metadata_db: DbSettings, *, api_port: int = 8080, poke_seconds: int = 2
 ) -> dict[str, str]:
     """Environment for every Airflow process on the local stack (add the moto variables)."""
+    from totes_dev.devstack.postgres import free_port
+
     base_url = f"http://127.0.0.1:{api_port}"
     return {
         "AIRFLOW_HOME": str(home),
@@ -65,6 +67,10 @@ def airflow_environment(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(metadata_db),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
+        # The worker's and the triggerer's log servers default to fixed ports (8793, 8794): two
+        # local Airflows at once (the end-to-end and the browser tests) would fight over them.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
         # Generated per environment so that no signing key is ever written into the project.
@@ -262,12 +268,44 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+WAREHOUSE_CONNECTION_VARIABLE = "AIRFLOW_CONN_TOTES_WAREHOUSE"
+
+
+def warehouse_connection(env: Mapping[str, str]) -> str | None:
+    """The Airflow connection to the warehouse the Lambdas load, in Airflow's JSON form, from
+    their ``PG_*_DW`` settings (ports and users default to the source's, as for the Lambdas);
+    None for a deployment without a warehouse. On MWAA the same connection comes from Secrets
+    Manager."""
+    import json
+
+    if not env.get("PG_HOST_DW"):
+        return None
+
+    extra = {"sslmode": env["PG_SSLMODE_DW"]} if env.get("PG_SSLMODE_DW") else {}
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": env["PG_HOST_DW"],
+            "port": int(env.get("PG_PORT_DW") or env["PG_PORT"]),
+            "login": env.get("PG_USER_DW") or env["PG_USER"],
+            "password": env.get("PG_PASSWORD_DW", ""),
+            "schema": env["PG_DATABASE_DW"],
+            "extra": extra,
+        }
+    )
+
+
 def pipeline_environment(deployment: Deployment) -> dict[str, str]:
-    """What the DAG reads to find the deployed resources (Variables on MWAA)."""
-    return {
+    """What the DAG reads to find the deployed resources (Variables and the warehouse connection
+    on MWAA)."""
+    env = {
         "TOTES_STATE_MACHINE_ARN": deployment.state_machine_arn,
         "TOTES_ALERTS_TOPIC_ARN": deployment.alerts_topic_arn,
     }
+    connection = warehouse_connection(deployment.lambda_environment)
+    if connection is not None:
+        env[WAREHOUSE_CONNECTION_VARIABLE] = connection
+    return env
 
 
 def prepare_databases(
