@@ -76,6 +76,27 @@ def delivery_bound(window_start: datetime, finished_at: datetime) -> timedelta:
     return finished_at - window_start
 
 
+def freshness_verdict(
+    lag: timedelta | None, bound: timedelta, fact_versions_added: Mapping[str, int]
+) -> str:
+    """``met``, ``idle``, ``missed`` or ``no data``: whether the changes this run delivered
+    reached the warehouse within the target.
+
+    The lag alone cannot say: while totesys is idle it grows with nothing late. After a
+    successful run every change before its window's end is in the warehouse, so a run that added
+    no fact version delivered nothing that could be late (``idle``: the newest change is simply
+    old); one that did kept the promise if the warehouse is fresh or if even a change made just
+    after the previous read (the delivery bound) arrived in time.
+    """
+    if lag is None:
+        return "no data"
+    if lag <= FRESHNESS_TARGET:
+        return "met"
+    if not any(fact_versions_added.values()):
+        return "idle"
+    return "met" if bound <= FRESHNESS_TARGET else "missed"
+
+
 def summarise(output: Mapping[str, Any], newest_change: datetime | None = None) -> dict[str, Any]:
     """A JSON-ready summary of one execution's output (see ``infra/state_machine.asl.json``)
     and of the warehouse's newest source change after it."""
@@ -88,6 +109,8 @@ def summarise(output: Mapping[str, Any], newest_change: datetime | None = None) 
     bound = delivery_bound(window_start, finished_at)
     load = output.get("load")
     skipped = bool(output.get("skipped"))
+    added = _counts(load, "fact_versions_added")
+    verdict = freshness_verdict(lag, bound, added)
     return {
         "run_id": output.get("run_id"),
         # Another cycle held the lock for the execution's whole wait and did the work instead.
@@ -102,12 +125,13 @@ def summarise(output: Mapping[str, Any], newest_change: datetime | None = None) 
         "transformed": _counts(output.get("transform"), "rows"),
         "quarantined": _counts(output.get("transform"), "quarantined"),
         "loaded": _counts(load, "rows"),
-        "fact_versions_added": _counts(load, "fact_versions_added"),
+        "fact_versions_added": added,
         "newest_change": None if newest_change is None else as_utc(newest_change).isoformat(),
         "freshness_lag_seconds": None if lag is None else round(lag.total_seconds(), 3),
         "delivery_bound_seconds": round(bound.total_seconds(), 3),
         "freshness_target_seconds": int(FRESHNESS_TARGET.total_seconds()),
-        "within_freshness_target": lag is not None and lag <= FRESHNESS_TARGET,
+        "freshness_verdict": verdict,
+        "within_freshness_target": verdict in ("met", "idle"),
     }
 
 
@@ -125,11 +149,14 @@ def _freshness_line(summary: Mapping[str, Any]) -> str:
     target = summary["freshness_target_seconds"]
     if lag is None:
         return f"freshness: no fact in the warehouse yet (target {target} s)"
-    verdict = "met" if summary["within_freshness_target"] else "MISSED"
+    verdict = _VERDICT_WORDS[summary["freshness_verdict"]]
     return (
         f"freshness lag {lag:.0f} s behind the newest source change {summary['newest_change']} "
         f"(target {target} s: {verdict}); delivery bound {summary['delivery_bound_seconds']:.0f} s"
     )
+
+
+_VERDICT_WORDS = {"met": "met", "idle": "met, nothing new to deliver", "missed": "MISSED"}
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -182,7 +209,7 @@ def format_note(summary: Mapping[str, Any]) -> str:
     if lag is None:
         freshness = "**Freshness**: no fact in the warehouse yet"
     else:
-        verdict = "met" if summary["within_freshness_target"] else "**MISSED**"
+        verdict = _VERDICT_WORDS[summary["freshness_verdict"]].replace("MISSED", "**MISSED**")
         freshness = (
             f"**Freshness** {_duration(lag)} behind the newest source change "
             f"(target {summary['freshness_target_seconds'] // 60} min: {verdict})"

@@ -80,6 +80,29 @@ def test_newest_change_over_thirty_minutes_old_misses_the_target() -> None:
     assert "**MISSED**" in format_note(summary)
 
 
+def test_an_old_newest_change_with_nothing_new_delivered_is_an_idle_source_not_a_miss() -> None:
+    """A month-old newest change, and this run added no fact version: every change before the
+    window's end is in the warehouse, so totesys was idle and nothing is late."""
+    idle = _output(load={"batches": [], "rows": {}, "fact_versions_added": {}})
+    summary = summarise(idle, datetime(2026, 10, 25, 23, 5))
+    assert summary["freshness_verdict"] == "idle"
+    assert summary["within_freshness_target"] is True
+    assert "MISSED" not in format_summary(summary)
+    assert format_note(summary).startswith(
+        "**Freshness** 31.0 days behind the newest source change "
+        "(target 30 min: met, nothing new to deliver)"
+    )
+
+
+def test_versions_added_with_a_stale_warehouse_are_met_only_within_the_delivery_bound() -> None:
+    month_old = datetime(2026, 10, 25, 23, 5)
+    on_time = summarise(_output(), month_old)  # read at 23:00, finished at 23:24:30
+    assert on_time["freshness_verdict"] == "met"
+    late = summarise(_output(finished_at="2026-11-25T23:35:01Z"), month_old)
+    assert late["freshness_verdict"] == "missed"
+    assert "**MISSED**" in format_note(late)
+
+
 def test_an_empty_warehouse_has_no_freshness_yet() -> None:
     summary = summarise(_output(), None)
     assert summary["freshness_lag_seconds"] is None
