@@ -11,6 +11,7 @@ import pytest
 from totes.batches import dated_key, manifest_key, new_batch_id
 from totes.errors import WarehouseError
 from totes.lake import Lake, LocalLake, parquet_bytes, put_json
+from totes.load import loader
 from totes.load.loader import load_pending
 from totes.settings import DbSettings
 
@@ -358,3 +359,59 @@ def test_a_processed_file_missing_a_column_is_a_warehouse_error(
     )
     with pytest.raises(WarehouseError, match="lacks column"):
         load_pending(warehouse, local_lake)
+
+
+def test_a_table_longer_than_one_encoded_slice_loads_every_row_in_capture_order(
+    warehouse: DbSettings, processed_writer: Any, helpers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader, "ENCODE_ROWS", 2)  # five sales in three slices
+    sales = [helpers.sale(n) for n in (5, 3, 1, 4, 2)]
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": sales})
+
+    summary = load_pending(warehouse, processed_writer.lake)
+
+    assert summary["fact_versions_added"]["fact_sales_order"] == 5
+    assert summary["rows"]["dim_date"] == 10
+    assert _query(
+        warehouse, "SELECT sales_record_id, sales_order_id FROM fact_sales_order ORDER BY 1"
+    ) == [(1, 5), (2, 3), (3, 1), (4, 4), (5, 2)]
+
+
+def test_a_value_outside_the_contract_in_a_later_slice_fails_the_whole_batch(
+    warehouse: DbSettings, local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows are cast slice by slice inside the batch's transaction: a bad value in the
+    third slice still leaves nothing of the batch behind."""
+    monkeypatch.setattr(loader, "ENCODE_ROWS", 2)
+    batch = new_batch_id(datetime.now(UTC))
+    key = dated_key("dim_currency", batch)
+    ids = ["1", "2", "3", "4", "five"]  # text ids cast to the contract's integer, but one
+    local_lake.put(
+        key,
+        parquet_bytes(
+            pa.table(
+                {
+                    "currency_id": ids,
+                    "currency_code": [f"C{i}" for i in range(5)],
+                    "currency_name": [f"Currency {i}" for i in range(5)],
+                }
+            )
+        ),
+    )
+    put_json(
+        local_lake,
+        manifest_key(1),
+        {
+            "format": 1,
+            "kind": "processed",
+            "batch_id": batch,
+            "sequence": 1,
+            "tables": {"dim_currency": {"key": key, "rows": 5}},
+        },
+    )
+    with pytest.raises(WarehouseError, match="does not match the contract") as caught:
+        load_pending(warehouse, local_lake)
+    assert "table=dim_currency" in str(caught.value)
+    assert key in str(caught.value)
+    assert _query(warehouse, "SELECT count(*) FROM dim_currency") == [(0,)]
+    assert _query(warehouse, "SELECT count(*) FROM warehouse_batch_ledger") == [(0,)]
