@@ -340,23 +340,29 @@ def test_a_warehouse_loaded_from_another_history_is_refused(
         load_pending(warehouse, other)
 
 
-def test_a_processed_file_missing_a_column_is_a_warehouse_error(
-    warehouse: DbSettings, local_lake: Lake, helpers: Any
-) -> None:
+def _commit_one_file(lake: Lake, table: str, data: pa.Table) -> str:
+    """A processed batch of one hand-written file, as sequence 1; its key."""
     batch = new_batch_id(datetime.now(UTC))
-    key = dated_key("dim_currency", batch)
-    local_lake.put(key, parquet_bytes(pa.table({"currency_id": [1]})))
+    key = dated_key(table, batch)
+    lake.put(key, parquet_bytes(data))
     put_json(
-        local_lake,
+        lake,
         manifest_key(1),
         {
             "format": 1,
             "kind": "processed",
             "batch_id": batch,
             "sequence": 1,
-            "tables": {"dim_currency": {"key": key, "rows": 1}},
+            "tables": {table: {"key": key, "rows": data.num_rows}},
         },
     )
+    return key
+
+
+def test_a_processed_file_missing_a_column_is_a_warehouse_error(
+    warehouse: DbSettings, local_lake: Lake, helpers: Any
+) -> None:
+    _commit_one_file(local_lake, "dim_currency", pa.table({"currency_id": [1]}))
     with pytest.raises(WarehouseError, match="lacks column"):
         load_pending(warehouse, local_lake)
 
@@ -383,32 +389,15 @@ def test_a_value_outside_the_contract_in_a_later_slice_fails_the_whole_batch(
     """The rows are cast slice by slice inside the batch's transaction: a bad value in the
     third slice still leaves nothing of the batch behind."""
     monkeypatch.setattr(loader, "ENCODE_ROWS", 2)
-    batch = new_batch_id(datetime.now(UTC))
-    key = dated_key("dim_currency", batch)
     ids = ["1", "2", "3", "4", "five"]  # text ids cast to the contract's integer, but one
-    local_lake.put(
-        key,
-        parquet_bytes(
-            pa.table(
-                {
-                    "currency_id": ids,
-                    "currency_code": [f"C{i}" for i in range(5)],
-                    "currency_name": [f"Currency {i}" for i in range(5)],
-                }
-            )
-        ),
-    )
-    put_json(
-        local_lake,
-        manifest_key(1),
+    bad = pa.table(
         {
-            "format": 1,
-            "kind": "processed",
-            "batch_id": batch,
-            "sequence": 1,
-            "tables": {"dim_currency": {"key": key, "rows": 5}},
-        },
+            "currency_id": ids,
+            "currency_code": [f"C{i}" for i in range(5)],
+            "currency_name": [f"Currency {i}" for i in range(5)],
+        }
     )
+    key = _commit_one_file(local_lake, "dim_currency", bad)
     with pytest.raises(WarehouseError, match="does not match the contract") as caught:
         load_pending(warehouse, local_lake)
     assert "table=dim_currency" in str(caught.value)
