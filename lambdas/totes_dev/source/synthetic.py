@@ -12,6 +12,7 @@ whole columns at once: there is no Python loop over rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -159,8 +160,12 @@ def static_tables(rng: np.random.Generator) -> dict[str, pa.Table]:
     """The six lookup tables with their real sizes; they never change afterwards."""
     n = N_ADDRESSES
     at_static = np.full(n, STATIC_CREATED)
-    line2 = np.where(np.arange(n) < 10, np.char.add("Unit ", np.arange(1, n + 1).astype(str)), None)
-    district = np.where(np.arange(n) % 15 < 8, np.char.add(rng.choice(CITIES, n), " Vale"), None)
+    # Object arrays on both sides: numpy's stubs differ between releases on a None operand.
+    absent = np.full(n, None, dtype=object)
+    units = np.char.add("Unit ", np.arange(1, n + 1).astype(str)).astype(object)
+    line2 = np.where(np.arange(n) < 10, units, absent)
+    vales = np.char.add(rng.choice(CITIES, n), " Vale").astype(object)
+    district = np.where(np.arange(n) % 15 < 8, vales, absent)
     address = _table(
         "address",
         {
@@ -473,6 +478,7 @@ def times_in_window(
     working = grid[np.is_busday(grid.astype("datetime64[D]")) & (hours >= 8) & (hours <= 18)]
     count = int(rng.poisson(per_weekday / WORK_MINUTES * len(working))) if len(working) else 0
     count = max(count, minimum)
+    times: np.ndarray[Any, Any]  # numpy releases infer the two branches' types differently
     if len(working):
         second = rng.integers(9, 14, count)
         times = (
