@@ -135,6 +135,20 @@ class TableEntry:
             "tail": None if self.tail is None else self.tail.to_json(),
         }
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> TableEntry:
+        """The inverse of :meth:`to_json` (an entry handed from a worker to the commit)."""
+        return cls(
+            key=value.get("key"),
+            rows=int(value.get("rows", 0)),
+            upserts=int(value.get("upserts", 0)),
+            deletes=int(value.get("deletes", 0)),
+            watermark=parse_naive(value.get("watermark")),
+            state_key=value.get("state_key"),
+            schema=list(value.get("schema") or []),
+            tail=Tail.from_json(value.get("tail")),
+        )
+
     def carried(self, schema: list[dict[str, str]]) -> TableEntry:
         """This table's entry in a batch that landed none of its rows."""
         return TableEntry(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -28,15 +29,17 @@ from totes.contracts.ingestion import (
     build_manifest,
     landing_schema,
     load_previous,
+    parse_previous,
     schema_json,
 )
 from totes.db import connect
 from totes.errors import SourceError, reason
 from totes.extract import reader
-from totes.extract.capture import capture_table
+from totes.extract.capture import Captured, capture_table
 from totes.extract.drift import new_columns
+from totes.extract.plan import ExtractPlan
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
-from totes.lake import BackgroundPuts, Lake
+from totes.lake import BackgroundPuts, Lake, get_json
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
@@ -107,6 +110,192 @@ def _pending_tables(
     ]
 
 
+def plan_extract(
+    conn: psycopg.Connection,
+    previous: Previous,
+    *,
+    run_id: str,
+    window_start: datetime | None,
+    window_end: datetime,
+    full_scan: bool,
+    settings: ExtractSettings,
+    now: datetime | None = None,
+    snapshot: str | None = None,
+) -> ExtractPlan:
+    """Decide, inside the run's snapshot, which tables to read and from where.
+
+    The rows read never depend on ``window_start``: what is pending is decided by the committed
+    state. A run given no ``window_start`` (a manual start, a DAG run without a data interval)
+    records the committed watermark as the start of its window, as ``totes run`` does."""
+    extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
+    if window_start is None:
+        window_start = _watermark(previous)
+    _log_drift(extras, _context(run_id, window_start, window_end))
+    # States written under an older content hash are re-hashed once, in a full scan (which
+    # reads and commits every table).
+    rehash = previous.batch_id is not None and previous.content_hash != HASH_SCHEME
+    if rehash:
+        log(
+            "extract.rehash_states",
+            level="warning",
+            old=previous.content_hash,
+            new=HASH_SCHEME,
+            **_context(run_id, window_start, window_end),
+        )
+    full = rehash or full_scan_due(
+        settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
+    )
+    lowers = {
+        name: lower_bound(previous.table(name).watermark, settings.overlap) for name in LOAD_ORDER
+    }
+    upper = naive_utc(window_end)
+    pending = list(LOAD_ORDER) if full else _pending_tables(conn, previous, lowers, upper)
+    batch_id = None
+    if pending:
+        batch_id = new_batch_id(commit_clock(now or datetime.now(UTC), previous.batch_id))
+    return ExtractPlan(
+        run_id=run_id,
+        window_start=window_start,
+        window_end=window_end,
+        full=full,
+        rehash=rehash,
+        manifest_key=previous.manifest_key,
+        batch_id=batch_id,
+        tables=tuple(pending),
+        lowers=lowers,
+        extras=extras,
+        overlap=settings.overlap,
+        snapshot=snapshot,
+    )
+
+
+def _context(run_id: str, window_start: datetime | None, window_end: datetime) -> dict[str, Any]:
+    return {"run_id": run_id, "window_start": window_start, "window_end": window_end}
+
+
+def previous_at(lake: Lake, manifest_key: str | None) -> Previous:
+    """The committed batch a plan was made after (a worker must diff against the same one)."""
+    if manifest_key is None:
+        return Previous()
+    return parse_previous(manifest_key, get_json(lake, manifest_key))
+
+
+def capture_planned(
+    conn: psycopg.Connection, writes: Lake, plan: ExtractPlan, previous: Previous, name: str
+) -> Captured:
+    """Read one planned table in the open snapshot and write its data and state objects."""
+    assert plan.batch_id is not None, "a plan with tables to read has a batch id"
+    spec = SOURCE_TABLES[name]
+    extras = plan.extras.get(name, [])
+    rows = reader.stream_rows(
+        conn,
+        spec,
+        extras,
+        plan.lower(name),
+        None if plan.full else naive_utc(plan.window_end),
+    )
+    # Closed whatever happens: a COPY left open holds the connection, and leaving the connection
+    # would then wait on it for ever.
+    with contextlib.closing(rows):
+        result = capture_table(
+            rows,
+            lake=writes,
+            table=spec,
+            extras=extras,
+            previous=previous.table(name),
+            batch_id=plan.batch_id,
+            upper=naive_utc(plan.window_end),
+            full_scan=plan.full,
+            overlap=plan.overlap,
+            rehash=plan.rehash,
+        )
+    # Arrow's allocator keeps freed pages for reuse; hand them back between tables so that one
+    # table's peak does not sit under the next one's.
+    pa.default_memory_pool().release_unused()
+    log(
+        "extract.table",
+        table=name,
+        rows=result.entry.rows,
+        deletes=result.entry.deletes,
+        bytes=result.bytes,
+        seconds=round(result.seconds, 4),
+        full_scan=plan.full,
+        **_context(plan.run_id, plan.window_start, plan.window_end),
+    )
+    return result
+
+
+def finish_extract(
+    lake: Lake,
+    plan: ExtractPlan,
+    previous: Previous,
+    entries: Mapping[str, TableEntry],
+    *,
+    started: float,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Commit the planned batch from its tables' entries (or report that nothing was new)."""
+    counts = {name: entries[name].rows if name in entries else 0 for name in LOAD_ORDER}
+    context = _context(plan.run_id, plan.window_start, plan.window_end)
+    summary = functools.partial(
+        _summary,
+        run_id=plan.run_id,
+        rows=counts,
+        full_scan=plan.full,
+        window_start=plan.window_start,
+        window_end=plan.window_end,
+        started=started,
+    )
+    if plan.batch_id is None or (not plan.full and sum(counts.values()) == 0):
+        log(
+            "extract.nothing_new",
+            rows=0,
+            full_scan=plan.full,
+            tables_read=len(entries),
+            seconds=round(time.perf_counter() - started, 4),
+            **context,
+        )
+        return summary(batch_id=None, key=None, sequence=None)
+    missing = sorted(set(plan.tables) - set(entries))
+    if missing:
+        raise SourceError(
+            f"the planned tables {', '.join(missing)} were not read", key=plan.batch_id
+        )
+    tables = {
+        name: entries.get(name)
+        or previous.table(name).carried(
+            schema_json(landing_schema(SOURCE_TABLES[name], plan.extras.get(name, [])))
+        )
+        for name in LOAD_ORDER
+    }
+    last_scan = previous.last_full_scan_at
+    if plan.full:
+        last_scan = plan.window_end if last_scan is None else max(last_scan, plan.window_end)
+    document = build_manifest(
+        batch_id=plan.batch_id,
+        previous=previous,
+        run_id=plan.run_id,
+        window_start=plan.window_start,
+        window_end=plan.window_end,
+        full_scan=plan.full,
+        last_full_scan_at=last_scan,
+        committed_at=datetime.now(UTC) if now is None else now,
+        tables=tables,
+    )
+    # The one-winner commit: a batch that raced another for this sequence fails here cleanly.
+    key = commit(lake, document, kind="ingestion")
+    log(
+        "extract.committed",
+        batch_id=plan.batch_id,
+        manifest_key=key,
+        rows=sum(counts.values()),
+        full_scan=plan.full,
+        seconds=round(time.perf_counter() - started, 4),
+        **context,
+    )
+    return summary(batch_id=plan.batch_id, key=key, sequence=previous.sequence + 1)
+
+
 def run_extract(
     source: DbSettings,
     lake: Lake,
@@ -118,21 +307,11 @@ def run_extract(
     settings: ExtractSettings,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Capture every row version before ``window_end`` that no committed batch holds yet.
-
-    The rows read never depend on ``window_start``: what is pending is decided by the committed
-    state. A run given no ``window_start`` (a manual start, a DAG run without a data interval)
-    records the committed watermark as the start of its window, as ``totes run`` does.
-    Returns a small JSON summary; ``batch_id`` is None when nothing was committed."""
+    """Capture, in one invocation and one snapshot, every row version before ``window_end`` that
+    no committed batch holds yet (:func:`plan_extract` says which). Returns a small JSON summary;
+    ``batch_id`` is None when nothing was committed."""
     started = time.perf_counter()
-    upper = naive_utc(window_end)
-    context: dict[str, Any] = {
-        "run_id": run_id,
-        "window_start": window_start,
-        "window_end": window_end,
-    }
     entries: dict[str, TableEntry] = {}
-    batch_id: str | None = None
     try:
         # The latest manifest is read from the lake while the source connection is set up: both
         # are round trips, and a run with nothing new is little more than these.
@@ -146,132 +325,23 @@ def run_extract(
                 source, error=SourceError, role="source", application_name="totes-extract"
             ) as conn:
                 reader.begin_snapshot(conn, settings.statement_timeout)
-                extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
-                _log_drift(extras, context)
                 previous = pending_previous.result()
-                if window_start is None:
-                    window_start = _watermark(previous)
-                    context["window_start"] = window_start
-                # States written under an older content hash are re-hashed once, in a full scan
-                # (which reads and commits every table).
-                rehash = previous.batch_id is not None and previous.content_hash != HASH_SCHEME
-                if rehash:
-                    log(
-                        "extract.rehash_states",
-                        level="warning",
-                        old=previous.content_hash,
-                        new=HASH_SCHEME,
-                        **context,
-                    )
-                full = rehash or full_scan_due(
-                    settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
+                plan = plan_extract(
+                    conn,
+                    previous,
+                    run_id=run_id,
+                    window_start=window_start,
+                    window_end=window_end,
+                    full_scan=full_scan,
+                    settings=settings,
+                    now=now,
                 )
-                lowers = {
-                    name: lower_bound(previous.table(name).watermark, settings.overlap)
-                    for name in LOAD_ORDER
-                }
-                pending = (
-                    list(LOAD_ORDER) if full else _pending_tables(conn, previous, lowers, upper)
-                )
-                if pending:
-                    clock = commit_clock(now or datetime.now(UTC), previous.batch_id)
-                    batch_id = new_batch_id(clock)
-                for name in pending:
-                    assert batch_id is not None
-                    spec = SOURCE_TABLES[name]
-                    rows = reader.stream_rows(
-                        conn,
-                        spec,
-                        extras[name],
-                        None if full else lowers[name],
-                        None if full else upper,
-                    )
-                    # Closed whatever happens: a COPY left open holds the connection, and
-                    # leaving the connection would then wait on it for ever.
-                    with contextlib.closing(rows):
-                        result = capture_table(
-                            rows,
-                            lake=writes,
-                            table=spec,
-                            extras=extras[name],
-                            previous=previous.table(name),
-                            batch_id=batch_id,
-                            upper=upper,
-                            full_scan=full,
-                            overlap=settings.overlap,
-                            rehash=rehash,
-                        )
-                    entries[name] = result.entry
-                    # Arrow's allocator keeps freed pages for reuse; hand them back between
-                    # tables so that one table's peak does not sit under the next one's.
-                    pa.default_memory_pool().release_unused()
-                    log(
-                        "extract.table",
-                        table=name,
-                        rows=result.entry.rows,
-                        deletes=result.entry.deletes,
-                        bytes=result.bytes,
-                        seconds=round(result.seconds, 4),
-                        full_scan=full,
-                        **context,
-                    )
+                for name in plan.tables:
+                    entries[name] = capture_planned(conn, writes, plan, previous, name).entry
             writes.flush()
         finally:
             pool.shutdown(wait=True)
             writes.close()
     except psycopg.Error as exc:
         raise SourceError(f"reading the source failed: {reason(exc)}") from None
-
-    counts = {name: entries[name].rows if name in entries else 0 for name in LOAD_ORDER}
-    summary = functools.partial(
-        _summary,
-        run_id=run_id,
-        rows=counts,
-        full_scan=full,
-        window_start=window_start,
-        window_end=window_end,
-        started=started,
-    )
-    if batch_id is None or (not full and sum(counts.values()) == 0):
-        log(
-            "extract.nothing_new",
-            rows=0,
-            full_scan=full,
-            tables_read=len(entries),
-            seconds=round(time.perf_counter() - started, 4),
-            **context,
-        )
-        return summary(batch_id=None, key=None, sequence=None)
-    tables = {
-        name: entries.get(name)
-        or previous.table(name).carried(
-            schema_json(landing_schema(SOURCE_TABLES[name], extras[name]))
-        )
-        for name in LOAD_ORDER
-    }
-    last_scan = previous.last_full_scan_at
-    if full:
-        last_scan = window_end if last_scan is None else max(last_scan, window_end)
-    document = build_manifest(
-        batch_id=batch_id,
-        previous=previous,
-        run_id=run_id,
-        window_start=window_start,
-        window_end=window_end,
-        full_scan=full,
-        last_full_scan_at=last_scan,
-        committed_at=datetime.now(UTC) if now is None else now,
-        tables=tables,
-    )
-    # The one-winner commit: a batch that raced another for this sequence fails here cleanly.
-    key = commit(lake, document, kind="ingestion")
-    log(
-        "extract.committed",
-        batch_id=batch_id,
-        manifest_key=key,
-        rows=sum(counts.values()),
-        full_scan=full,
-        seconds=round(time.perf_counter() - started, 4),
-        **context,
-    )
-    return summary(batch_id=batch_id, key=key, sequence=previous.sequence + 1)
+    return finish_extract(lake, plan, previous, entries, started=started, now=now)

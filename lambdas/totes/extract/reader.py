@@ -15,28 +15,55 @@ from datetime import datetime, timedelta
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from psycopg import sql
 
 from totes.contracts.content_hash import row_hashes
 from totes.contracts.ingestion import HASH_COLUMN, Fingerprint
 from totes.errors import SourceError, reason
 from totes.extract.drift import CatalogColumn
+from totes.extract.plan import snapshot_id
 from totes.extract.sql import COLUMNS_QUERY, SESSION_SETUP, copy_rows_sql, tails_sql
 from totes.tables import SourceTable
 
 BLOCK_BYTES = 8 << 20
 
 
-def begin_snapshot(conn: psycopg.Connection, statement_timeout: timedelta | None = None) -> None:
-    """One read-only snapshot for every query of the run; each statement limited in time."""
+def begin_snapshot(
+    conn: psycopg.Connection,
+    statement_timeout: timedelta | None = None,
+    *,
+    snapshot: str | None = None,
+) -> None:
+    """One read-only snapshot for every query of the run; each statement limited in time.
+
+    With ``snapshot`` (an id from :func:`export_snapshot` in another session whose transaction
+    is still open) this transaction sees exactly what that one sees, so that parallel workers
+    read all tables as of one instant, as ``pg_dump --jobs`` does."""
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     try:
+        if snapshot is not None:
+            # Must be the transaction's first statement; it takes no bound parameter, so the id
+            # is checked against the shape PostgreSQL exports and quoted as a literal.
+            conn.execute(
+                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id(snapshot)))
+            )
         conn.execute(SESSION_SETUP)
         if statement_timeout is not None:
             milliseconds = int(statement_timeout.total_seconds() * 1000)
             conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(milliseconds),))
     except psycopg.Error as exc:
         raise SourceError(f"preparing the source session failed: {reason(exc)}") from None
+
+
+def export_snapshot(conn: psycopg.Connection) -> str:
+    """Export this transaction's snapshot for other sessions; valid while it stays open."""
+    try:
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    except psycopg.Error as exc:
+        raise SourceError(f"exporting the source snapshot failed: {reason(exc)}") from None
+    assert row is not None
+    return snapshot_id(row[0])
 
 
 def catalog(conn: psycopg.Connection, names: Sequence[str]) -> list[CatalogColumn]:
