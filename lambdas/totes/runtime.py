@@ -52,3 +52,23 @@ def with_fresh_credentials(run: Callable[[bool], T]) -> T:
             raise
         log("credentials.rejected", level="warning", reason=str(exc), retry="secret re-read")
     return run(True)
+
+
+@per_container
+def _stepfunctions() -> Any:
+    import boto3
+
+    return boto3.client("stepfunctions")
+
+
+def execution_ended(execution_arn: str | None) -> bool:
+    """True when ``execution_arn`` names a Step Functions execution that is no longer running.
+    Without an ARN, or when the status cannot be read, False: waiting on is the safe side."""
+    if not execution_arn:
+        return False
+    try:
+        status = _stepfunctions().describe_execution(executionArn=execution_arn)["status"]
+    except Exception as exc:
+        log("execution_status_unknown", level="warning", execution=execution_arn, reason=str(exc))
+        return False
+    return bool(status != "RUNNING")

@@ -231,6 +231,13 @@ def test_dag_runs_end_to_end_through_step_functions(stack: Stack) -> None:
     _source_down_fails_the_run_and_alerts(stack)
 
 
+def _map_iterations(execution_arn: str) -> int:
+    """How many iterations of a Map state succeeded in the execution (its history events)."""
+    sfn = boto3.client("stepfunctions")
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return sum(e["type"] == "MapIterationSucceeded" for page in pages for e in page["events"])
+
+
 def _first_run_fills_the_warehouse_and_check_accepts_it(stack: Stack) -> None:
     started = time.monotonic()
     run = _run(stack, *FIRST)
@@ -248,6 +255,9 @@ def _first_run_fills_the_warehouse_and_check_accepts_it(stack: Stack) -> None:
         "window_end": "2026-11-20T10:00:00+00:00",
         "full_scan": False,
     }
+
+    # The extract fanned out: a first run reads all 11 tables, one Map iteration each.
+    assert _map_iterations(execution["executionArn"]) == 11
 
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states == dict.fromkeys(
@@ -296,6 +306,10 @@ def _second_run_adds_exactly_the_simulated_versions(stack: Stack) -> None:
 
     run = _run(stack, *SECOND)
     assert run.state == "success"
+    # Only the tables the simulation changed are read again, each by a worker of its own.
+    execution = _executions(stack)[execution_name(DAG_ID, run.run_id)]
+    changed = set(report["inserted"]) | set(report["updated"])
+    assert 0 < _map_iterations(execution["executionArn"]) <= len(changed)
 
     after = _fact_rows(stack.warehouse)
     assert {fact: after[fact] - before[fact] for fact in FACT_SOURCES} == expected

@@ -114,7 +114,8 @@ data "aws_iam_policy_document" "function" {
   }
 
   # The cycle lock: its lease records under _leases/ in the ingestion lake, and whether the
-  # execution holding a lease still runs.
+  # execution holding a lease still runs (the extract's snapshot holder asks the same of its own
+  # execution, to let go of the source snapshot when the execution has failed).
   dynamic "statement" {
     for_each = each.key == "lock" ? ["leases"] : []
     content {
@@ -139,9 +140,9 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = each.key == "lock" ? ["executions"] : []
+    for_each = contains(["lock", "extract"], each.key) ? ["executions"] : []
     content {
-      sid       = "LeaseHolderStatus"
+      sid       = "ExecutionStatus"
       actions   = ["states:DescribeExecution"]
       resources = [local.execution_arns]
     }

@@ -7,6 +7,8 @@ module "ingestion" {
   source                  = "./bucket"
   name                    = var.buckets.ingestion
   noncurrent_version_days = null
+  # The fanned-out extract's plan and release marker of each attempt (docs/orchestration.md).
+  expire_prefixes = { "_runs/" = 7 }
 }
 
 module "processed" {

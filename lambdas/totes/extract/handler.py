@@ -3,22 +3,31 @@
 The event is the state machine's input: ``{"run_id", "window_start", "window_end", "full_scan"}``.
 A window may be left open (null or absent, as for a DAG run with no data interval): the run then
 reads up to now, from the last committed watermark, and its summary says which window it used.
+Without ``action`` one invocation does the whole extract. The state machine fans it out instead
+(:mod:`totes.extract.fanout`), with ``action`` set to ``hold_snapshot`` (plus the fields above),
+``await_plan``, ``extract_table`` (plus ``table``), ``commit`` (plus ``parts``, the ``Map``
+state's results) or ``release``, each with the ``attempt`` id they share.
 The lake and the extract settings are built once per container; the source's credentials come
 from settings (cached secret) and are re-read once if the source refuses them.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from totes.clock import parse_instant
 from totes.errors import SettingsError
+from totes.extract import fanout
 from totes.extract.extractor import run_extract
+from totes.extract.plan import attempt_id
 from totes.lake import Lake, open_lake
 from totes.observability import count, count_per_table, handler
-from totes.runtime import per_container, with_fresh_credentials
+from totes.runtime import execution_ended, per_container, with_fresh_credentials
 from totes.settings import ExtractSettings, extract_settings, ingestion_lake, source_db
+from totes.tables import LOAD_ORDER
 
 
 @per_container
@@ -40,15 +49,28 @@ def _instant(event: dict[str, Any], name: str) -> datetime | None:
         ) from None
 
 
+# A waiting invocation gives up this long before its Lambda would be stopped, so that it ends with
+# its own error rather than a timeout.
+MARGIN_SECONDS = 10.0
+
+
+def _deadline(context: Any) -> float:
+    remaining = context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS
+    return time.monotonic() + max(remaining, 0.0)
+
+
 @handler()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     full_scan = event.get("full_scan", False)
     if not isinstance(full_scan, bool):
         raise SettingsError("extract event field full_scan must be true or false")
     run_id = str(event.get("run_id") or "manual")
+    action = event.get("action")
+    lake, settings = _resources()
+    if action is not None:
+        return _fanned_out(str(action), event, context, lake, settings, run_id, full_scan)
     window_start = _instant(event, "window_start")
     window_end = _instant(event, "window_end") or datetime.now(UTC)
-    lake, settings = _resources()
     summary = with_fresh_credentials(
         lambda fresh: run_extract(
             source_db(fresh=fresh),
@@ -60,6 +82,63 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             settings=settings,
         )
     )
+    _count(summary)
+    return summary
+
+
+def _count(summary: dict[str, Any]) -> None:
     count_per_table("Rows", "extract", summary["rows"])
     count("ExtractSeconds", summary["seconds"], unit="Seconds")
-    return summary
+
+
+def _fanned_out(
+    action: str,
+    event: dict[str, Any],
+    context: Any,
+    lake: Lake,
+    settings: ExtractSettings,
+    run_id: str,
+    full_scan: bool,
+) -> dict[str, Any]:
+    attempt = attempt_id(event.get("attempt"))
+    if action == "hold_snapshot":
+        window_start = _instant(event, "window_start")
+        window_end = _instant(event, "window_end") or datetime.now(UTC)
+        return with_fresh_credentials(
+            lambda fresh: fanout.hold_snapshot(
+                source_db(fresh=fresh),
+                lake,
+                attempt=attempt,
+                run_id=run_id,
+                window_start=window_start,
+                window_end=window_end,
+                full_scan=full_scan,
+                settings=settings,
+                deadline=_deadline(context),
+                abandoned=functools.partial(execution_ended, event.get("execution_arn")),
+            )
+        )
+    if action == "await_plan":
+        return fanout.await_plan(lake, attempt=attempt, deadline=_deadline(context))
+    if action == "extract_table":
+        table = event.get("table")
+        if table not in LOAD_ORDER:
+            raise SettingsError(f"extract event field table must name a source table: {table!r}")
+        return with_fresh_credentials(
+            lambda fresh: fanout.extract_table(
+                source_db(fresh=fresh), lake, attempt=attempt, table=table, settings=settings
+            )
+        )
+    if action == "commit":
+        parts = event.get("parts")
+        if not isinstance(parts, list):
+            raise SettingsError("extract event field parts must be the list of table results")
+        summary = fanout.commit_parts(lake, attempt=attempt, parts=parts)
+        _count(summary)
+        return summary
+    if action == "release":
+        return {"attempt": attempt, "released": fanout.release(lake, attempt, "branch failed")}
+    raise SettingsError(
+        "extract event field action must be hold_snapshot, await_plan, extract_table, commit "
+        f"or release, not {action!r}"
+    )

@@ -18,16 +18,8 @@ from totes.errors import CycleBusyError, SettingsError
 from totes.lake import Lake, open_lake
 from totes.lock.lease import CycleLock, LeaseRecord
 from totes.observability import count, handler, log
-from totes.runtime import per_container
+from totes.runtime import execution_ended, per_container
 from totes.settings import ingestion_lake, lock_wait
-
-
-@per_container
-def _stepfunctions() -> Any:
-    import boto3
-
-    return boto3.client("stepfunctions")
-
 
 # Each look at the lock is one list and one get: cheap enough to repeat every few seconds.
 POLL_SECONDS = 5.0
@@ -38,16 +30,9 @@ def _lake() -> Lake:
     return open_lake(ingestion_lake())
 
 
-def execution_ended(record: LeaseRecord) -> bool:
+def holder_ended(record: LeaseRecord) -> bool:
     """True when the lease's holder is a Step Functions execution that is no longer running."""
-    if not record.execution_arn:
-        return False
-    try:
-        status = _stepfunctions().describe_execution(executionArn=record.execution_arn)["status"]
-    except Exception as exc:  # an unknown status keeps the lease: waiting is the safe side
-        log("lock.holder_status_unknown", level="warning", holder=record.holder, reason=str(exc))
-        return False
-    return bool(status != "RUNNING")
+    return execution_ended(record.execution_arn)
 
 
 def _field(event: dict[str, Any], name: str) -> str:
@@ -61,7 +46,7 @@ def _field(event: dict[str, Any], name: str) -> str:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = _field(event, "action")
     holder = _field(event, "holder")
-    lock = CycleLock(_lake(), is_stale=execution_ended)
+    lock = CycleLock(_lake(), is_stale=holder_ended)
     if action == "acquire":
         ttl = event.get("ttl_seconds")
         if not isinstance(ttl, int) or ttl <= 0:

@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +99,28 @@ def _import(dotted: str) -> Handler:
     module_name, _, attribute = dotted.rpartition(".")
     handler: Handler = getattr(importlib.import_module(module_name), attribute)
     return handler
+
+
+def extract_stand_in(
+    commit: Handler,
+    tables: Sequence[str] = ("sales_order",),
+    steps: list[dict[str, Any]] | None = None,
+) -> Handler:
+    """An extract handler for state machine tests about something else: it answers the fan-out's
+    steps as the real extract does (a plan of ``tables``, one part per table), appending each
+    event to ``steps``, and hands the commit, which ends the extract, to ``commit``."""
+
+    def run(event: dict[str, Any], context: Any) -> Any:
+        action = event.get("action")
+        if action == "commit":
+            return commit(event, context)
+        if steps is not None:
+            steps.append(event)
+        if action == "extract_table":
+            return {"table": event["table"], "entry": {"rows": 1}}
+        return {"attempt": event.get("attempt"), "tables": list(tables)}
+
+    return run
 
 
 class _Environments:

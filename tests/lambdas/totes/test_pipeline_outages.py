@@ -214,9 +214,9 @@ def test_the_source_down_at_the_start_of_a_run(pipeline: Pipeline) -> None:
 def test_the_source_lost_in_the_middle_of_the_extract(pipeline: Pipeline) -> None:
     before = committed_after(pipeline.ingestion, 0)
     _change_the_source(pipeline.servers.source)
-    blocked = Blocked(pipeline.servers.source, "payment")  # the last table the extract reads
+    blocked = Blocked(pipeline.servers.source, "payment")  # read by a worker of its own
     run = _in_background(pipeline, "source-lost", full_scan=True)
-    blocked.terminate(blocked.waiting("totes-extract"))
+    blocked.terminate(blocked.waiting("totes-extract-table"))
     run["thread"].join()
     blocked.release()
     described, alert = run["described"]

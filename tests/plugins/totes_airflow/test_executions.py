@@ -21,7 +21,7 @@ from totes_airflow.executions import (
     start_or_reuse,
 )
 from totes_dev.devstack.aws import MotoStack
-from totes_dev.devstack.deploy import Deployment, deploy
+from totes_dev.devstack.deploy import Deployment, deploy, extract_stand_in
 
 INPUT = {"run_id": "r", "window_start": "a", "window_end": "b", "full_scan": False}
 
@@ -51,7 +51,7 @@ def machine(moto_stack: MotoStack) -> Iterator[tuple[Deployment, Switch]]:
         {},
         ResourceNames(environment=f"x{uuid.uuid4().hex[:8]}"),
         handlers={
-            "extract": switch.handler,
+            "extract": extract_stand_in(switch.handler),
             "transform": lambda event, context: passthrough,
             "load": lambda event, context: passthrough,
         },

@@ -22,6 +22,7 @@ from totes_dev.devstack.deploy import (
     STATE_MACHINE_TEMPLATE,
     Deployment,
     deploy,
+    extract_stand_in,
     read_alerts,
     render_template,
     state_machine_definition,
@@ -64,14 +65,21 @@ def _lock(deployment: Deployment) -> CycleLock:
 
 
 class Stages:
-    """Stand-in stage handlers that record what they were given and can be told to fail."""
+    """Stand-in stage handlers that record what they were given and can be told to fail.
+
+    The extract's fanned-out steps answer as the real ones do (a plan of two tables, one part
+    per table) and are recorded in ``fanout``; its commit, which ends the extract step, is the
+    ``extract`` call in ``calls``."""
+
+    TABLES = ("staff", "sales_order")
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], str | None]] = []
+        self.fanout: list[dict[str, Any]] = []
         self.failures: dict[str, list[Exception]] = {}
         self.seconds: dict[str, float] = {}
 
-    def handler(self, stage: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    def handler(self, stage: str) -> Callable[[dict[str, Any], Any], Any]:
         import os
 
         def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -84,8 +92,10 @@ class Stages:
 
         return run
 
-    def handlers(self) -> dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]]:
-        return {stage: self.handler(stage) for stage in ("extract", "transform", "load")}
+    def handlers(self) -> dict[str, Callable[[dict[str, Any], Any], Any]]:
+        stages = {stage: self.handler(stage) for stage in ("transform", "load")}
+        stages["extract"] = extract_stand_in(self.handler("extract"), self.TABLES, self.fanout)
+        return stages
 
 
 @pytest.fixture
@@ -162,11 +172,23 @@ def test_execution_chains_the_stages_and_outputs_a_summary(
     described = _run(deployment, "ok-run")
     assert described["status"] == "SUCCEEDED", described
     assert [stage for stage, _, _ in recorder.calls] == ["extract", "transform", "load"]
-    # Extract gets the execution input as its event, with the lease the execution holds; every
+    # The extract is fanned out: the snapshot's holder gets the execution input and its own
+    # execution, the Map state runs one worker per planned table, and the commit gets their
+    # parts. Every step of one attempt shares its id.
+    steps = {event["action"]: event for event in recorder.fanout}
+    held = steps["hold_snapshot"]
+    assert {name: held[name] for name in INPUT} == INPUT
+    assert held["execution_arn"] == described["executionArn"]
+    attempt = held["attempt"]
+    assert {event["attempt"] for event in recorder.fanout} == {attempt}
+    tables = sorted(e["table"] for e in recorder.fanout if e["action"] == "extract_table")
+    assert tables == sorted(Stages.TABLES)
+    commit = recorder.calls[0][1]
+    assert commit["attempt"] == attempt
+    assert sorted(part["table"] for part in commit["parts"]) == sorted(Stages.TABLES)
+    # Transform and load get the execution's state, with the lease the execution holds; every
     # stage runs with the function's environment.
-    event = recorder.calls[0][1]
-    assert {name: event[name] for name in INPUT} == INPUT
-    assert event["lock"]["holder"] == "ok-run"
+    assert recorder.calls[1][1]["lock"]["holder"] == "ok-run"
     assert {uri for _, _, uri in recorder.calls} == {deployment.ingestion_uri}
     output = json.loads(described["output"])
     assert output["run_id"] == INPUT["run_id"]
@@ -233,11 +255,12 @@ def test_two_executions_at_once_run_their_stages_one_after_the_other(
     arns = [_start(deployment, name) for name in ("first", "second")]
     described = [_wait(arn) for arn in arns]
     assert [d["status"] for d in described] == ["SUCCEEDED", "SUCCEEDED"], described
-    order = [(stage, event["lock"]["holder"]) for stage, event, _ in recorder.calls]
-    first_holder = order[0][1]
+    # The extract's commit carries no lease; the stages after it name their execution's.
+    order = [(stage, event.get("lock", {}).get("holder")) for stage, event, _ in recorder.calls]
+    first_holder = order[1][1]
     second_holder = "second" if first_holder == "first" else "first"
     assert order == [
-        (stage, holder)
+        (stage, None if stage == "extract" else holder)
         for holder in (first_holder, second_holder)
         for stage in ("extract", "transform", "load")
     ]
@@ -283,7 +306,7 @@ def test_a_lease_whose_execution_has_ended_is_taken_over_at_once(
     described = _run(deployment, "next-run")
     assert described["status"] == "SUCCEEDED", described
     assert time.monotonic() - started < 30  # no wait for the lease to lapse
-    assert [event["lock"]["holder"] for _, event, _ in recorder.calls[-3:]] == ["next-run"] * 3
+    assert [event["lock"]["holder"] for _, event, _ in recorder.calls[-2:]] == ["next-run"] * 2
 
 
 def test_a_failed_stage_gives_the_lock_back_before_alerting(
