@@ -216,6 +216,12 @@ def bench_scale(admin: DbSettings, scale: int, repeat: int, workdir: Path) -> di
             )
             _add(stages["extract"], extracted, extracted["rows"])
             raw["copy_out_seconds"].append(extracted["copy_out_seconds"])
+            if rep == 0:
+                progress(f"{note}: extract fanned out, one process per table")
+                result["fanout"] = run_stage(
+                    "fanout", {"source": db_json(source), "ingestion": str(root / "fanout")}
+                )
+                shutil.rmtree(root / "fanout", ignore_errors=True)
             progress(f"{note}: transform")
             transformed = run_stage(
                 "transform", {"ingestion": str(ingestion), "processed": str(processed)}

@@ -16,7 +16,9 @@ with one sample per repetition, so the raw data stays next to its median:
                            "copy_in_rows": int},
                    "parquet": {"ingestion_bytes": int, "ingestion_rows": int,
                                "processed_bytes": int, "processed_rows": int},
-                   "incremental": {"after_1_seconds": [..], "after_10_seconds": [..]}}},
+                   "incremental": {"after_1_seconds": [..], "after_10_seconds": [..]},
+                   "fanout": {"seconds": float, "rows": int, "concurrency": int,
+                              "workers": {table: {"seconds", "rows", "peak_rss_mb"}}}}},
  "snapshot": {"name": str, "rows": int, "cycle_seconds": [..], "copy_in_fk_seconds": [..],
               "no_change_cycle_seconds": [..], "no_change_run_seconds": [..]},
  "machine": {...}, "started": str, "seconds": float}
@@ -50,6 +52,10 @@ NO_CHANGE_CYCLE_GOAL_S = 0.1
 NO_CHANGE_RUN_GOAL_S = 0.6
 TARGET_SCALE = 10
 LARGE_SCALE = 100
+# What one Lambda invocation may use, and the scale the fan-out's figures are projected to.
+LAMBDA_SECONDS = 900.0
+LAMBDA_MEMORY_MB = 10240.0
+PROJECTED_SCALE = 1000
 
 
 def median(samples: Sequence[float]) -> float | None:
@@ -201,12 +207,72 @@ def aged_target(results: Mapping[str, Any]) -> Target:
     )
 
 
+def fanout_projection(fan: Mapping[str, Any], factor: float) -> dict[str, Any]:
+    """One ``Map`` worker's time and memory ``factor`` times the data, from measured workers.
+
+    A worker's time grows with its table's rows; its memory is the interpreter and libraries
+    (the smallest worker's peak, whose table is a few rows) plus a part that grows with them."""
+    workers: Mapping[str, Mapping[str, Any]] = fan["workers"]
+    slowest = max(workers, key=lambda t: workers[t]["seconds"])
+    largest = max(workers, key=lambda t: workers[t]["peak_rss_mb"])
+    base = min(w["peak_rss_mb"] for w in workers.values())
+    peak = workers[largest]["peak_rss_mb"]
+    return {
+        "slowest": slowest,
+        "slowest_seconds": workers[slowest]["seconds"],
+        "projected_seconds": workers[slowest]["seconds"] * factor,
+        "largest": largest,
+        "largest_peak_mb": peak,
+        "base_mb": base,
+        "projected_peak_mb": base + (peak - base) * factor,
+    }
+
+
+def fanout_target(results: Mapping[str, Any]) -> Target:
+    scale = _scale(results, LARGE_SCALE)
+    name = f"fanned-out extract worker at scale {PROJECTED_SCALE}, from scale {LARGE_SCALE}"
+    goal = f"< {LAMBDA_SECONDS:.0f} s and < {LAMBDA_MEMORY_MB:.0f} MB"
+    if scale is None or not scale.get("fanout"):
+        return Target(name, goal, "-", NOT_MEASURED)
+    p = fanout_projection(scale["fanout"], PROJECTED_SCALE / LARGE_SCALE)
+    ok = p["projected_seconds"] < LAMBDA_SECONDS and p["projected_peak_mb"] < LAMBDA_MEMORY_MB
+    return Target(
+        name,
+        goal,
+        f"{_fmt(p['projected_seconds'], 0)} s ({p['slowest']}), "
+        f"{_fmt(p['projected_peak_mb'], 0)} MB ({p['largest']})",
+        _verdict(ok),
+    )
+
+
+def fanout_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    lines = []
+    for key, scale in sorted(results.get("scales", {}).items(), key=lambda i: float(i[0])):
+        fan = scale.get("fanout")
+        if not fan:
+            continue
+        p = fanout_projection(fan, 1.0)
+        lines.append(
+            [
+                key,
+                _rate(fan["rows"]),
+                _fmt(fan["seconds"], 2),
+                str(fan["concurrency"]),
+                f"{p['slowest']} {_fmt(p['slowest_seconds'], 2)} s",
+                f"{p['largest']} {_fmt(p['largest_peak_mb'], 0)} MB",
+                _fmt(p["base_mb"], 0),
+            ]
+        )
+    return lines
+
+
 def targets(results: Mapping[str, Any]) -> list[Target]:
     return [
         extract_target(results),
         first_cycle_target(results),
         *no_change_targets(results),
         *memory_targets(results),
+        fanout_target(results),
         aged_target(results),
     ]
 
@@ -345,6 +411,26 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         ),
         "",
     ]
+    fanned = fanout_rows(results)
+    if fanned:
+        parts += [
+            "### Extract fanned out: one process per table, as the Map state runs it",
+            "",
+            _table(
+                [
+                    "scale",
+                    "rows",
+                    "seconds",
+                    "at once",
+                    "slowest worker",
+                    "largest worker peak",
+                    "smallest worker peak MB",
+                ],
+                fanned,
+                1,
+            ),
+            "",
+        ]
     snapshot = results.get("snapshot")
     if snapshot:
         parts += [

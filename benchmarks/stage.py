@@ -22,6 +22,19 @@ def run(stage: str, config: dict[str, Any]) -> dict[str, Any]:
         from benchmarks.extract import measure_extract
 
         return measure_extract(db_from_json(config["source"]), Path(config["ingestion"]))
+    if stage == "fanout":
+        from benchmarks.fanout import measure_fanout
+
+        return measure_fanout(db_from_json(config["source"]), Path(config["ingestion"]))
+    if stage == "extract_table":
+        from benchmarks.fanout import measure_table
+
+        return measure_table(
+            db_from_json(config["source"]),
+            Path(config["ingestion"]),
+            config["attempt"],
+            config["table"],
+        )
     if stage == "transform":
         from benchmarks.transform import measure_transform
 

@@ -77,11 +77,23 @@ def results() -> dict[str, Any]:
                 after_1=[1.0, 1.0, 1.0],
                 after_10=[1.1, 1.2, 1.3],
             ),
-            "100": _scale(
-                extract=[20.0],
-                copy_out=[10.0],
-                peaks={"extract": 350, "transform": 470, "load": 230},
-            ),
+            "100": {
+                **_scale(
+                    extract=[20.0],
+                    copy_out=[10.0],
+                    peaks={"extract": 350, "transform": 470, "load": 230},
+                ),
+                "fanout": {
+                    "seconds": 12.0,
+                    "rows": 1000,
+                    "concurrency": 4,
+                    "workers": {
+                        "payment": {"seconds": 89.9, "rows": 900, "peak_rss_mb": 1131.0},
+                        "currency": {"seconds": 0.3, "rows": 3, "peak_rss_mb": 120.0},
+                        "staff": {"seconds": 0.5, "rows": 97, "peak_rss_mb": 125.0},
+                    },
+                },
+            },
         },
     }
 
@@ -148,9 +160,26 @@ def test_unmeasured_scales_are_reported_as_such(results: dict[str, Any]) -> None
     del results["snapshot"]
     verdicts = _verdicts(results)
     not_measured = [n for n, v in verdicts.items() if v == report.NOT_MEASURED]
-    assert len(not_measured) == 6  # three memory rows, first cycle, two no-change rows
+    assert len(not_measured) == 7  # three memory rows, the fan-out, first cycle, two no-change
     assert verdicts[report.extract_target(results).name] == report.MET
     assert report.missed(results) == []
+
+
+def test_fanout_projects_the_slowest_and_the_largest_worker(results: dict[str, Any]) -> None:
+    fan = results["scales"]["100"]["fanout"]
+    projected = report.fanout_projection(fan, 10.0)
+    assert (projected["slowest"], projected["largest"]) == ("payment", "payment")
+    assert projected["projected_seconds"] == pytest.approx(899.0)
+    # the interpreter (the smallest worker) once, the data part ten times
+    assert projected["projected_peak_mb"] == pytest.approx(120.0 + 1011.0 * 10)
+    assert report.fanout_target(results).verdict == report.MET
+    fan["workers"]["staff"]["seconds"] = 90.0  # the slowest worker is whichever it is
+    assert report.fanout_target(results).verdict == report.MISSED
+    fan["workers"]["staff"]["seconds"] = 0.5
+    fan["workers"]["payment"]["peak_rss_mb"] = 1133.0
+    assert report.fanout_target(results).verdict == report.MISSED
+    del results["scales"]["100"]["fanout"]
+    assert report.fanout_target(results).verdict == report.NOT_MEASURED
 
 
 def test_aged_incremental_tolerance(results: dict[str, Any]) -> None:
@@ -165,7 +194,7 @@ def test_aged_incremental_tolerance(results: dict[str, Any]) -> None:
 def test_markdown_tables_are_well_formed(results: dict[str, Any]) -> None:
     markdown = report.render_markdown(results)
     tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("|")]
-    assert len(tables) == 3
+    assert len(tables) == 4
     for table in tables:
         assert len({line.count("|") for line in table}) == 1, table
     assert "| extract vs raw COPY out, scale 10, full first run | >= 0.5 | 0.50 | met |" in markdown
