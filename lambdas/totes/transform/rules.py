@@ -249,14 +249,43 @@ def _currency(rows: pa.Table) -> pa.Table:
     return rows.append_column("currency_name", pc.take(names, index))
 
 
-def _referenced_dates(facts: Mapping[str, pa.Table]) -> pa.ChunkedArray:
+def referenced_dates(facts: Mapping[str, pa.Table]) -> pa.ChunkedArray:
+    """Every date column value of the given fact tables (dim_date needs their years)."""
     arrays: list[pa.Array] = []
     for name in FACT_SOURCES:
-        table = facts[name]
+        table = facts.get(name)
+        if table is None:
+            continue
         for field in table.schema:
             if field.type == DATE:
                 arrays.extend(table.column(field.name).chunks)
     return pa.chunked_array(arrays, DATE)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """One source table's landed rows split by the rules: ``accepted`` rows in landed order,
+    ``quarantine`` records of the others."""
+
+    accepted: pa.Table
+    quarantine: pa.Table
+
+
+def screen(table: str, rows: pa.Table | None, state: Mapping[str, pa.Table]) -> Screened:
+    """Check ``rows`` of ``table`` against the contract and every rule, references resolved
+    against ``state``. A fact's rows may come a slice at a time: each row's verdict depends on
+    the row and the state only."""
+    rows = _conform(table, rows)
+    reasons = _screen(table, rows, state)
+    return Screened(
+        rows.filter(reasons.good),
+        quarantine_records(table, rows, reasons, source_table(table).primary_key),
+    )
+
+
+def fact_rows(name: str, accepted: pa.Table) -> pa.Table:
+    """The warehouse rows of fact ``name`` for its source's accepted rows (without metadata)."""
+    return _build(name, accepted)
 
 
 def model(batch: Mapping[str, pa.Table], state: Mapping[str, pa.Table]) -> Model:
@@ -266,12 +295,8 @@ def model(batch: Mapping[str, pa.Table], state: Mapping[str, pa.Table]) -> Model
     accepted: dict[str, pa.Table] = {}
     quarantine: dict[str, pa.Table] = {}
     for table in LOAD_ORDER:
-        rows = _conform(table, batch.get(table))
-        reasons = _screen(table, rows, new_state)
-        accepted[table] = rows.filter(reasons.good)
-        quarantine[table] = quarantine_records(
-            table, rows, reasons, source_table(table).primary_key
-        )
+        screened = screen(table, batch.get(table), new_state)
+        accepted[table], quarantine[table] = screened.accepted, screened.quarantine
         if table in STATE_TABLES and accepted[table].num_rows:
             new_state[table] = upsert(new_state.get(table), accepted[table], table)
 
@@ -286,8 +311,8 @@ def model(batch: Mapping[str, pa.Table], state: Mapping[str, pa.Table]) -> Model
         "dim_transaction": _build("dim_transaction", accepted["transaction"]),
     }
     for name, source in FACT_SOURCES.items():
-        tables[name] = _build(name, accepted[source])
-    tables["dim_date"] = calendar(_referenced_dates(tables))
+        tables[name] = fact_rows(name, accepted[source])
+    tables["dim_date"] = calendar(referenced_dates(tables))
     return Model(
         tables={name: tables[name] for name in WAREHOUSE_TABLES},
         accepted=accepted,
