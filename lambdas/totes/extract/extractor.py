@@ -166,6 +166,7 @@ def plan_extract(
         extras=extras,
         overlap=settings.overlap,
         snapshot=snapshot,
+        planned_at=datetime.now(UTC),
     )
 
 

@@ -54,8 +54,15 @@ def _instant(event: dict[str, Any], name: str) -> datetime | None:
 MARGIN_SECONDS = 10.0
 
 
-def _deadline(context: Any) -> float:
+# The plan comes within seconds of the holder's start; the state machine stops AwaitPlan at 360 s,
+# so it gives up first, with a reason.
+PLAN_WAIT_SECONDS = 300.0
+
+
+def _deadline(context: Any, limit: float | None = None) -> float:
     remaining = context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS
+    if limit is not None:
+        remaining = min(remaining, limit)
     return time.monotonic() + max(remaining, 0.0)
 
 
@@ -119,7 +126,9 @@ def _fanned_out(
             )
         )
     if action == "await_plan":
-        return fanout.await_plan(lake, attempt=attempt, deadline=_deadline(context))
+        return fanout.await_plan(
+            lake, attempt=attempt, deadline=_deadline(context, PLAN_WAIT_SECONDS)
+        )
     if action == "extract_table":
         table = event.get("table")
         if table not in LOAD_ORDER:

@@ -70,6 +70,8 @@ class ExtractPlan:
     extras: dict[str, list[str]] = field(default_factory=dict)
     overlap: timedelta = timedelta(0)
     snapshot: str | None = None
+    # When the plan was made: a fanned-out extract's seconds are counted from here.
+    planned_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,7 @@ class ExtractPlan:
             "extras": self.extras,
             "overlap_seconds": self.overlap.total_seconds(),
             "snapshot": self.snapshot,
+            "planned_at": None if self.planned_at is None else self.planned_at.isoformat(),
         }
 
     @classmethod
@@ -116,6 +119,7 @@ class ExtractPlan:
                 },
                 overlap=timedelta(seconds=float(document.get("overlap_seconds", 0))),
                 snapshot=None if snapshot is None else snapshot_id(snapshot),
+                planned_at=_instant(document.get("planned_at")),
             )
         except (KeyError, TypeError, ValueError, AssertionError) as exc:
             raise SettingsError(f"extract plan is unreadable: {exc}") from None

@@ -36,6 +36,7 @@ class Holder:
         self, source: DbSettings, lake: Lake, *, full_scan: bool, seconds: float = 60
     ) -> None:
         self.attempt = str(uuid.uuid4())
+        self.started = time.monotonic()
         self.given_up = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1)
         self.result: Future[dict[str, Any]] = self._pool.submit(
@@ -92,6 +93,9 @@ def _fan_out(source: DbSettings, lake: Lake, holder: Holder) -> dict[str, Any]:
         )
     summary = fanout.commit_parts(lake, attempt=holder.attempt, parts=parts)
     holder.result.result(timeout=30)  # the commit released the snapshot
+    # The summary times the whole fan-out (from the plan on), not only the commit.
+    assert max((p["seconds"] for p in parts), default=0) <= summary["seconds"]
+    assert summary["seconds"] <= time.monotonic() - holder.started
     return summary
 
 

@@ -23,6 +23,7 @@ PLAN = ExtractPlan(
     extras={"staff": ["nickname"]},
     overlap=timedelta(minutes=10),
     snapshot="00000003-0000001B-1",
+    planned_at=datetime(2026, 1, 1, 0, 20, 1, 250000, tzinfo=UTC),
 )
 
 
