@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks.common import db_json, peak_rss_mb, run_stage
 from totes.extract import fanout
+from totes.extract.plan import ExtractRequest
 from totes.lake import LocalLake
 from totes.settings import DbSettings, ExtractSettings
 
@@ -45,11 +46,8 @@ def measure_fanout(source: DbSettings, ingestion: Path) -> dict[str, Any]:
             fanout.hold_snapshot,
             source,
             lake,
+            ExtractRequest("bench-fanout", None, datetime.now(UTC), full_scan=True),
             attempt=attempt,
-            run_id="bench-fanout",
-            window_start=None,
-            window_end=datetime.now(UTC),
-            full_scan=True,
             settings=settings,
             deadline=time.monotonic() + 3600,
             abandoned=finished.is_set,

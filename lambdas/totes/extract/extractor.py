@@ -37,7 +37,7 @@ from totes.errors import SourceError, reason
 from totes.extract import reader
 from totes.extract.capture import Captured, capture_table
 from totes.extract.drift import new_columns
-from totes.extract.plan import ExtractPlan
+from totes.extract.plan import ExtractPlan, ExtractRequest
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
 from totes.lake import BackgroundPuts, Lake, get_json
 from totes.observability import log
@@ -113,12 +113,9 @@ def _pending_tables(
 def plan_extract(
     conn: psycopg.Connection,
     previous: Previous,
-    *,
-    run_id: str,
-    window_start: datetime | None,
-    window_end: datetime,
-    full_scan: bool,
+    request: ExtractRequest,
     settings: ExtractSettings,
+    *,
     now: datetime | None = None,
     snapshot: str | None = None,
 ) -> ExtractPlan:
@@ -127,6 +124,7 @@ def plan_extract(
     The rows read never depend on ``window_start``: what is pending is decided by the committed
     state. A run given no ``window_start`` (a manual start, a DAG run without a data interval)
     records the committed watermark as the start of its window, as ``totes run`` does."""
+    run_id, window_start, window_end = request.run_id, request.window_start, request.window_end
     extras = new_columns(SOURCE_TABLES, reader.catalog(conn, LOAD_ORDER))
     if window_start is None:
         window_start = _watermark(previous)
@@ -143,7 +141,7 @@ def plan_extract(
             **_context(run_id, window_start, window_end),
         )
     full = rehash or full_scan_due(
-        settings.full_scan_cadence, full_scan, previous.last_full_scan_at, window_end
+        settings.full_scan_cadence, request.full_scan, previous.last_full_scan_at, window_end
     )
     lowers = {
         name: lower_bound(previous.table(name).watermark, settings.overlap) for name in LOAD_ORDER
@@ -327,16 +325,8 @@ def run_extract(
             ) as conn:
                 reader.begin_snapshot(conn, settings.statement_timeout)
                 previous = pending_previous.result()
-                plan = plan_extract(
-                    conn,
-                    previous,
-                    run_id=run_id,
-                    window_start=window_start,
-                    window_end=window_end,
-                    full_scan=full_scan,
-                    settings=settings,
-                    now=now,
-                )
+                request = ExtractRequest(run_id, window_start, window_end, full_scan)
+                plan = plan_extract(conn, previous, request, settings, now=now)
                 for name in plan.tables:
                     entries[name] = capture_planned(conn, writes, plan, previous, name).entry
             writes.flush()

@@ -27,7 +27,7 @@ from totes.db import connect
 from totes.errors import ObjectExistsError, SettingsError, SourceError, TotesError, reason
 from totes.extract import reader
 from totes.extract.extractor import capture_planned, finish_extract, plan_extract, previous_at
-from totes.extract.plan import ExtractPlan, plan_key, released_key
+from totes.extract.plan import ExtractPlan, ExtractRequest, plan_key, released_key
 from totes.lake import BackgroundPuts, Lake, get_json, put_json
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
@@ -68,12 +68,9 @@ def _wait_for(
 def hold_snapshot(
     source: DbSettings,
     lake: Lake,
+    request: ExtractRequest,
     *,
     attempt: str,
-    run_id: str,
-    window_start: datetime | None,
-    window_end: datetime,
-    full_scan: bool,
     settings: ExtractSettings,
     deadline: float,
     abandoned: Callable[[], bool] = _never,
@@ -96,15 +93,7 @@ def hold_snapshot(
                 reader.begin_snapshot(conn, settings.statement_timeout)
                 snapshot = reader.export_snapshot(conn)
                 plan = plan_extract(
-                    conn,
-                    load_previous(lake),
-                    run_id=run_id,
-                    window_start=window_start,
-                    window_end=window_end,
-                    full_scan=full_scan,
-                    settings=settings,
-                    now=now,
-                    snapshot=snapshot,
+                    conn, load_previous(lake), request, settings, now=now, snapshot=snapshot
                 )
             except psycopg.Error as exc:
                 raise SourceError(f"planning the extract failed: {reason(exc)}") from None
@@ -112,7 +101,7 @@ def hold_snapshot(
             log(
                 "extract.snapshot_held",
                 attempt=attempt,
-                run_id=run_id,
+                run_id=request.run_id,
                 batch_id=plan.batch_id,
                 tables=list(plan.tables),
                 full_scan=plan.full,
@@ -130,7 +119,7 @@ def hold_snapshot(
             put_json(lake, key, {"failed": str(exc)})
         raise
     held = round(time.monotonic() - started, 3)
-    log("extract.snapshot_released", attempt=attempt, run_id=run_id, seconds=held)
+    log("extract.snapshot_released", attempt=attempt, run_id=request.run_id, seconds=held)
     return {"attempt": attempt, "tables": list(plan.tables), "held_seconds": held}
 
 

@@ -22,7 +22,7 @@ from totes.clock import parse_instant
 from totes.errors import SettingsError
 from totes.extract import fanout
 from totes.extract.extractor import run_extract
-from totes.extract.plan import attempt_id
+from totes.extract.plan import ExtractRequest, attempt_id
 from totes.lake import Lake, open_lake
 from totes.observability import count, count_per_table, handler
 from totes.runtime import execution_ended, per_container, with_fresh_credentials
@@ -66,26 +66,33 @@ def _deadline(context: Any, limit: float | None = None) -> float:
     return time.monotonic() + max(remaining, 0.0)
 
 
-@handler()
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _request(event: dict[str, Any]) -> ExtractRequest:
     full_scan = event.get("full_scan", False)
     if not isinstance(full_scan, bool):
         raise SettingsError("extract event field full_scan must be true or false")
-    run_id = str(event.get("run_id") or "manual")
+    return ExtractRequest(
+        run_id=str(event.get("run_id") or "manual"),
+        window_start=_instant(event, "window_start"),
+        window_end=_instant(event, "window_end") or datetime.now(UTC),
+        full_scan=full_scan,
+    )
+
+
+@handler()
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     lake, settings = _resources()
     if action is not None:
-        return _fanned_out(str(action), event, context, lake, settings, run_id, full_scan)
-    window_start = _instant(event, "window_start")
-    window_end = _instant(event, "window_end") or datetime.now(UTC)
+        return _fanned_out(str(action), event, context, lake, settings)
+    request = _request(event)
     summary = with_fresh_credentials(
         lambda fresh: run_extract(
             source_db(fresh=fresh),
             lake,
-            run_id=run_id,
-            window_start=window_start,
-            window_end=window_end,
-            full_scan=full_scan,
+            run_id=request.run_id,
+            window_start=request.window_start,
+            window_end=request.window_end,
+            full_scan=request.full_scan,
             settings=settings,
         )
     )
@@ -104,22 +111,16 @@ def _fanned_out(
     context: Any,
     lake: Lake,
     settings: ExtractSettings,
-    run_id: str,
-    full_scan: bool,
 ) -> dict[str, Any]:
     attempt = attempt_id(event.get("attempt"))
     if action == "hold_snapshot":
-        window_start = _instant(event, "window_start")
-        window_end = _instant(event, "window_end") or datetime.now(UTC)
+        request = _request(event)
         return with_fresh_credentials(
             lambda fresh: fanout.hold_snapshot(
                 source_db(fresh=fresh),
                 lake,
+                request,
                 attempt=attempt,
-                run_id=run_id,
-                window_start=window_start,
-                window_end=window_end,
-                full_scan=full_scan,
                 settings=settings,
                 deadline=_deadline(context),
                 abandoned=functools.partial(execution_ended, event.get("execution_arn")),

@@ -54,6 +54,17 @@ def _instant(text: Any) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class ExtractRequest:
+    """What an extract is asked for: a run id for the logs and the manifest, the window (an open
+    start means "from the committed watermark") and whether whole tables are to be re-read."""
+
+    run_id: str
+    window_start: datetime | None
+    window_end: datetime
+    full_scan: bool = False
+
+
+@dataclass(frozen=True)
 class ExtractPlan:
     """``tables`` are the ones to read, in load order; every other table is carried forward.
     ``batch_id`` is None when nothing is pending. ``lowers`` are naive source wall times."""

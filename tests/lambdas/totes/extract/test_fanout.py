@@ -20,7 +20,7 @@ from totes.commits import committed_after, newest
 from totes.errors import SourceError
 from totes.extract import fanout
 from totes.extract.extractor import run_extract
-from totes.extract.plan import plan_key
+from totes.extract.plan import ExtractRequest, plan_key
 from totes.lake import Lake, LocalLake, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
@@ -43,11 +43,8 @@ class Holder:
             fanout.hold_snapshot,
             source,
             lake,
+            ExtractRequest("fanout-test", None, END, full_scan),
             attempt=self.attempt,
-            run_id="fanout-test",
-            window_start=None,
-            window_end=END,
-            full_scan=full_scan,
             settings=SETTINGS,
             deadline=time.monotonic() + seconds,
             abandoned=self.given_up.is_set,
