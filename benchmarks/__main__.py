@@ -33,6 +33,7 @@ from benchmarks.common import (
     progress,
     run_stage,
 )
+from benchmarks.state_machine import measure_state_machine
 from totes.lake import LocalLake
 from totes.load.migrations import migrate
 from totes.observability import log_to
@@ -222,6 +223,8 @@ def bench_scale(admin: DbSettings, scale: int, repeat: int, workdir: Path) -> di
                     "fanout", {"source": db_json(source), "ingestion": str(root / "fanout")}
                 )
                 shutil.rmtree(root / "fanout", ignore_errors=True)
+                progress(f"{note}: a first cycle through the state machine on the local stack")
+                result["state_machine"] = measure_state_machine(admin, source)
             progress(f"{note}: transform")
             transformed = run_stage(
                 "transform", {"ingestion": str(ingestion), "processed": str(processed)}

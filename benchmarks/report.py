@@ -18,7 +18,10 @@ with one sample per repetition, so the raw data stays next to its median:
                                "processed_bytes": int, "processed_rows": int},
                    "incremental": {"after_1_seconds": [..], "after_10_seconds": [..]},
                    "fanout": {"seconds": float, "rows": int, "concurrency": int,
-                              "workers": {table: {"seconds", "rows", "peak_rss_mb"}}}}},
+                              "workers": {table: {"seconds", "rows", "peak_rss_mb"}}},
+                   "state_machine": {"seconds": float, "map_iterations": int,
+                                     "extracted_rows": int, "loaded_rows": int,
+                                     "state_seconds": {state: float}}}},
  "snapshot": {"name": str, "rows": int, "cycle_seconds": [..], "copy_in_fk_seconds": [..],
               "no_change_cycle_seconds": [..], "no_change_run_seconds": [..]},
  "machine": {...}, "started": str, "seconds": float}
@@ -266,6 +269,25 @@ def fanout_rows(results: Mapping[str, Any]) -> list[list[str]]:
     return lines
 
 
+def state_machine_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    lines = []
+    for key, scale in sorted(results.get("scales", {}).items(), key=lambda i: float(i[0])):
+        run = scale.get("state_machine")
+        if not run:
+            continue
+        spent = run.get("state_seconds", {})
+        lines.append(
+            [
+                key,
+                _fmt(run["seconds"], 2),
+                str(run["map_iterations"]),
+                *(_fmt(spent.get(state), 2) for state in ("Extract", "Transform", "Load")),
+                _rate(run["loaded_rows"]),
+            ]
+        )
+    return lines
+
+
 def targets(results: Mapping[str, Any]) -> list[Target]:
     return [
         extract_target(results),
@@ -427,6 +449,26 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                     "smallest worker peak MB",
                 ],
                 fanned,
+                1,
+            ),
+            "",
+        ]
+    through = state_machine_rows(results)
+    if through:
+        parts += [
+            "### A first cycle through the state machine on the local stack (moto)",
+            "",
+            _table(
+                [
+                    "scale",
+                    "execution seconds",
+                    "Map iterations",
+                    "Extract s",
+                    "Transform s",
+                    "Load s",
+                    "rows loaded",
+                ],
+                through,
                 1,
             ),
             "",

@@ -93,6 +93,13 @@ def results() -> dict[str, Any]:
                         "staff": {"seconds": 0.5, "rows": 97, "peak_rss_mb": 125.0},
                     },
                 },
+                "state_machine": {
+                    "seconds": 40.0,
+                    "map_iterations": 11,
+                    "extracted_rows": 1000,
+                    "loaded_rows": 800,
+                    "state_seconds": {"Extract": 9.0, "Transform": 6.0, "Load": 24.0},
+                },
             },
         },
     }
@@ -194,10 +201,11 @@ def test_aged_incremental_tolerance(results: dict[str, Any]) -> None:
 def test_markdown_tables_are_well_formed(results: dict[str, Any]) -> None:
     markdown = report.render_markdown(results)
     tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("|")]
-    assert len(tables) == 4
+    assert len(tables) == 5
     for table in tables:
         assert len({line.count("|") for line in table}) == 1, table
     assert "| extract vs raw COPY out, scale 10, full first run | >= 0.5 | 0.50 | met |" in markdown
+    assert "| 100 | 40.00 | 11 | 9.00 | 6.00 | 24.00 | 800 |" in markdown
     # stages of each scale, numbers with a thin grouping space
     assert "| 10 | extract | 1 000 | 2.000 | 500 | 295 |" in markdown
     assert "| 10 | raw COPY in, no keys | 800 | 1.000 | 800 |  |" in markdown
