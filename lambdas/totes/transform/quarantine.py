@@ -24,11 +24,13 @@ class Reasons:
 
     def __init__(self, rows: int) -> None:
         self.values: pa.Array | pa.ChunkedArray = pa.nulls(rows, pa.string())
+        self.any_bad = False
 
     def add(self, bad: pa.Array | pa.ChunkedArray, reason: str) -> None:
         bad = pc.fill_null(bad, False)
         if not pc.any(bad).as_py():
             return  # the common case: a clean column costs one pass, not a string rebuild
+        self.any_bad = True
         joined = pc.binary_join_element_wise(self.values, reason, "; ")
         self.values = pc.if_else(bad, pc.coalesce(joined, reason), self.values)
 

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from totes.errors import TransformError
-from totes.transform.rules import CURRENCY_NAMES, full_model, model, warehouse_schema
+from totes.transform.rules import CURRENCY_NAMES, full_model, model, upsert, warehouse_schema
 
 
 def one(table: pa.Table, key: str, value: int) -> pa.Table:
@@ -157,3 +157,21 @@ def test_times_keep_milliseconds_in_the_facts(nov_model: dict[str, pa.Table]) ->
     times = nov_model["fact_payment"].column("last_updated_time").to_pylist()
     assert any(t.microsecond % 1_000_000 for t in times)
     assert time(0) <= min(times)
+
+
+def test_the_state_after_an_upsert_is_in_key_order_whatever_order_rows_came_in(
+    nov_source: dict[str, pa.Table],
+) -> None:
+    staff = nov_source["staff"].sort_by("staff_id")
+    shuffled = staff.take(pa.array([3, 0, 2, 1, *range(4, staff.num_rows)]))
+    for rows in (staff, shuffled):
+        state = upsert(None, rows, "staff")
+        assert state.column("staff_id").to_pylist() == sorted(staff.column("staff_id").to_pylist())
+        assert state.equals(upsert(None, staff, "staff"))
+    # A later batch's rows replace theirs and the result is still in key order.
+    renamed = staff.slice(0, 2).set_column(
+        staff.schema.get_field_index("first_name"), "first_name", pa.array(["A", "B"])
+    )
+    after = upsert(upsert(None, staff, "staff"), renamed, "staff")
+    assert after.column("staff_id").to_pylist() == sorted(staff.column("staff_id").to_pylist())
+    assert after.column("first_name").to_pylist()[:2] == ["A", "B"]
