@@ -28,7 +28,7 @@ from totes.errors import ObjectExistsError, SettingsError, SourceError, TotesErr
 from totes.extract import reader
 from totes.extract.extractor import capture_planned, finish_extract, plan_extract, previous_at
 from totes.extract.plan import ExtractPlan, ExtractRequest, plan_key, released_key
-from totes.lake import BackgroundPuts, Lake, get_json, put_json
+from totes.lake import BackgroundPuts, Lake, SameBytesPuts, get_json, put_json
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
@@ -115,7 +115,9 @@ def hold_snapshot(
                     abandoned=abandoned,
                 )
     except TotesError as exc:
-        if not lake.exists(key):
+        # Refused credentials are re-read and this runs again (the handler's retry), so the
+        # waiting branch is told only of other failures.
+        if not exc.credentials_rejected and not lake.exists(key):
             put_json(lake, key, {"failed": str(exc)})
         raise
     held = round(time.monotonic() - started, 3)
@@ -153,7 +155,8 @@ def extract_table(
     if table not in plan.tables:
         raise SettingsError(f"extract attempt {attempt} did not plan to read {table}", table=table)
     previous = previous_at(lake, plan.manifest_key)
-    writes = BackgroundPuts(lake)
+    # A retried invocation reads the same snapshot and writes the same bytes under the same keys.
+    writes = BackgroundPuts(SameBytesPuts(lake))
     try:
         with connect(
             source, error=SourceError, role="source", application_name="totes-extract-table"

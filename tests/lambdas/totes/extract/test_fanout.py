@@ -17,13 +17,14 @@ import psycopg
 import pytest
 
 from totes.commits import committed_after, newest
-from totes.errors import SourceError
+from totes.errors import ObjectExistsError, SourceError
 from totes.extract import fanout
 from totes.extract.extractor import run_extract
 from totes.extract.plan import ExtractRequest, plan_key
-from totes.lake import Lake, LocalLake, get_json, read_parquet
+from totes.lake import Lake, LocalLake, SameBytesPuts, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
+from totes_dev.devstack.postgres import PASSWORD_LOGINS
 
 SETTINGS = ExtractSettings(timedelta(minutes=10), "on-demand")
 END = datetime(2030, 1, 1, tzinfo=UTC)
@@ -218,3 +219,59 @@ def test_workers_past_the_holders_deadline_fail_rather_than_read_another_instant
             source_small, lake, attempt=holder.attempt, table="staff", settings=SETTINGS
         )
     assert newest(lake) is None
+
+
+def test_a_worker_run_twice_writes_the_same_objects_and_the_batch_commits(
+    source_small: DbSettings, tmp_path: Path, holders: Callable[..., Holder]
+) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    holder = holders(source_small, lake)
+    tables = _plan(lake, holder)["tables"]
+    # The first try of sales_order wrote its objects, then its answer was lost; the retry
+    # reads the same snapshot and writes the same bytes under the same keys.
+    first = fanout.extract_table(
+        source_small, lake, attempt=holder.attempt, table="sales_order", settings=SETTINGS
+    )
+    again = fanout.extract_table(
+        source_small, lake, attempt=holder.attempt, table="sales_order", settings=SETTINGS
+    )
+    assert again["entry"] == first["entry"]
+    parts = [again] + [
+        fanout.extract_table(source_small, lake, attempt=holder.attempt, table=t, settings=SETTINGS)
+        for t in tables
+        if t != "sales_order"
+    ]
+    summary = fanout.commit_parts(lake, attempt=holder.attempt, parts=parts)
+    assert summary["rows"]["sales_order"] == first["entry"]["rows"] > 0
+
+
+def test_other_bytes_under_a_written_key_are_still_refused(tmp_path: Path) -> None:
+    lake = SameBytesPuts(LocalLake(tmp_path / "lake"))
+    lake.put("t/a.parquet", b"same")
+    lake.put("t/a.parquet", b"same")
+    with pytest.raises(ObjectExistsError):
+        lake.put("t/a.parquet", b"other")
+    assert lake.get("t/a.parquet") == b"same"
+
+
+def test_a_holder_refused_by_the_source_leaves_the_plan_to_its_retry(
+    source_small: DbSettings, pg_admin: DbSettings, tmp_path: Path
+) -> None:
+    role = f"rotated_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**pg_admin.conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'current' IN ROLE {PASSWORD_LOGINS}")
+    lake = LocalLake(tmp_path / "lake")
+    # A password rotated since the secret was cached: the handler re-reads it and runs again.
+    stale = DbSettings(source_small.host, source_small.port, role, "old", source_small.database)
+    request = ExtractRequest("fanout-test", None, END, False)
+    attempt = str(uuid.uuid4())
+    try:
+        with pytest.raises(SourceError, match="password authentication failed") as refused:
+            fanout.hold_snapshot(
+                stale, lake, request, attempt=attempt, settings=SETTINGS, deadline=time.monotonic()
+            )
+        assert refused.value.credentials_rejected
+        assert not lake.exists(plan_key(attempt))  # the retry with the re-read secret writes it
+    finally:
+        with psycopg.connect(**pg_admin.conninfo(), autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {role}")
