@@ -524,6 +524,23 @@ def test_each_function_may_touch_only_its_own_lakes_and_secret() -> None:
     assert '"variable": "s3:prefix"' in policy
     execution_arns = _locals_of(PIPELINE)["execution_arns"]
     assert execution_arns.endswith(":execution:${var.state_machine_name}:*")
+    # Whether an execution still runs: the lock, and the extract's snapshot holder, only.
+    document = _blocks(PIPELINE, "data")["aws_iam_policy_document.function"]
+    status = [
+        d["statement"]
+        for d in document["dynamic"]
+        if d["statement"]["content"][0]["actions"] == ["states:DescribeExecution"]
+    ]
+    assert [s["for_each"] for s in status] == [
+        '${contains(["lock", "extract"], each.key) ? ["executions"] : []}'
+    ]
+    assert status[0]["content"][0]["resources"] == ["${local.execution_arns}"]
+
+
+def test_the_fan_outs_working_objects_expire_and_nothing_else_does() -> None:
+    buckets = _blocks(MODULES / "storage", "module")
+    assert buckets["ingestion"]["expire_prefixes"] == {"_runs/": 7}
+    assert all("expire_prefixes" not in b for name, b in buckets.items() if name != "ingestion")
 
 
 def test_state_machine_logs_every_execution() -> None:
