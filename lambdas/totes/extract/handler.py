@@ -5,8 +5,8 @@ A window may be left open (null or absent, as for a DAG run with no data interva
 reads up to now, from the last committed watermark, and its summary says which window it used.
 Without ``action`` one invocation does the whole extract. The state machine fans it out instead
 (:mod:`totes.extract.fanout`), with ``action`` set to ``hold_snapshot`` (plus the fields above),
-``await_plan``, ``extract_table`` (plus ``table``), ``commit`` (plus ``parts``, the ``Map``
-state's results) or ``release``, each with the ``attempt`` id they share.
+``await_plan``, ``extract_table`` (plus ``table``) or ``commit`` (plus ``parts``, the ``Map``
+state's results), each with the ``attempt`` id they share.
 The lake and the extract settings are built once per container; the source's credentials come
 from settings (cached secret) and are re-read once if the source refuses them.
 """
@@ -146,9 +146,7 @@ def _fanned_out(
         summary = fanout.commit_parts(lake, attempt=attempt, parts=parts)
         _count(summary)
         return summary
-    if action == "release":
-        return {"attempt": attempt, "released": fanout.release(lake, attempt, "branch failed")}
     raise SettingsError(
-        "extract event field action must be hold_snapshot, await_plan, extract_table, commit "
-        f"or release, not {action!r}"
+        "extract event field action must be hold_snapshot, await_plan, extract_table or commit, "
+        f"not {action!r}"
     )

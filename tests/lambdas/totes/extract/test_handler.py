@@ -30,6 +30,7 @@ def configured(source_feb: DbSettings, s3_bucket: str, monkeypatch: pytest.Monke
     return s3_bucket
 
 
+ATTEMPT = "0f8e2f0c-6a0e-4a57-9a43-2f0d7bd3f1a2"
 EVENT = {
     "run_id": "scheduled__2024-02-23T23:40:00+00:00",
     "window_start": "2024-02-23T23:40:00Z",
@@ -88,6 +89,12 @@ def test_a_run_without_a_window_reads_up_to_now_and_says_which_window_it_used() 
         ({**EVENT, "window_end": "2024-02-24T00:00:00"}, "window_end"),
         ({**EVENT, "window_start": "yesterday"}, "window_start"),
         ({**EVENT, "full_scan": "yes"}, "full_scan"),
+        # The fan-out's steps: each names its attempt, a known action and, for a worker, a table.
+        ({"action": "extract_table", "attempt": "../_manifests", "table": "staff"}, "attempt"),
+        ({"action": "drop", "attempt": ATTEMPT}, "action must be hold_snapshot"),
+        ({"action": "extract_table", "attempt": ATTEMPT, "table": "pg_authid"}, "table"),
+        ({"action": "commit", "attempt": ATTEMPT, "parts": "all"}, "parts"),
+        ({**EVENT, "action": "hold_snapshot", "attempt": ATTEMPT, "full_scan": 1}, "full_scan"),
     ],
 )
 def test_malformed_events_are_refused(
