@@ -96,6 +96,8 @@ def test_extract_fans_out_over_tables_inside_one_exported_snapshot() -> None:
     # It lets go of the snapshot once its own execution has ended (the other branch failed).
     assert hold["Parameters"]["execution_arn.$"] == "$$.Execution.Id"
     assert work["StartAt"] == "AwaitPlan"
+    # So does the step waiting for the plan, should the holder fail without writing one.
+    assert work["States"]["AwaitPlan"]["Parameters"]["execution_arn.$"] == "$$.Execution.Id"
     assert work["States"]["AwaitPlan"]["Next"] == "ExtractTables"
     fan = work["States"]["ExtractTables"]
     assert fan["Type"] == "Map"

@@ -76,13 +76,16 @@ def hold_snapshot(
     abandoned: Callable[[], bool] = _never,
     poll_seconds: float = POLL_SECONDS,
     now: datetime | None = None,
+    last_try: bool = True,
 ) -> dict[str, Any]:
     """Plan the extract inside an exported snapshot and keep it open until it is released.
 
     The wait ends early with an error when ``abandoned()`` (the execution is over: the other
     branch failed) and at ``deadline`` (``time.monotonic()``): the snapshot is then let go, and
     any worker still reading fails (nothing is committed). A failure before the plan exists is
-    written where the plan would be, so the waiting branch stops at once."""
+    written where the plan would be, so the waiting branch stops at once; when the source refused
+    the credentials and this is not ``last_try`` (the handler re-reads the secret and calls again),
+    the retry writes the plan instead."""
     started = time.monotonic()
     key = plan_key(attempt)
     try:
@@ -115,9 +118,7 @@ def hold_snapshot(
                     abandoned=abandoned,
                 )
     except TotesError as exc:
-        # Refused credentials are re-read and this runs again (the handler's retry), so the
-        # waiting branch is told only of other failures.
-        if not exc.credentials_rejected and not lake.exists(key):
+        if (last_try or not exc.credentials_rejected) and not lake.exists(key):
             put_json(lake, key, {"failed": str(exc)})
         raise
     held = round(time.monotonic() - started, 3)
@@ -133,14 +134,21 @@ def read_plan(lake: Lake, attempt: str) -> ExtractPlan:
 
 
 def await_plan(
-    lake: Lake, *, attempt: str, deadline: float, poll_seconds: float = POLL_SECONDS
+    lake: Lake,
+    *,
+    attempt: str,
+    deadline: float,
+    abandoned: Callable[[], bool] = _never,
+    poll_seconds: float = POLL_SECONDS,
 ) -> dict[str, Any]:
-    """The plan's tables (the ``Map`` state's items) once the holder has written it."""
+    """The plan's tables (the ``Map`` state's items) once the holder has written it. Stops once
+    ``abandoned()``: the holder's branch failed without a word and the execution has ended."""
     _wait_for(
         lambda: lake.exists(plan_key(attempt)),
         deadline,
         poll_seconds,
         f"the plan of extract attempt {attempt}",
+        abandoned=abandoned,
     )
     plan = read_plan(lake, attempt)
     return {"attempt": attempt, "batch_id": plan.batch_id, "tables": list(plan.tables)}

@@ -113,6 +113,8 @@ def _fanned_out(
     settings: ExtractSettings,
 ) -> dict[str, Any]:
     attempt = attempt_id(event.get("attempt"))
+    # A waiting step stops once its execution has ended: the other branch failed.
+    ended = functools.partial(execution_ended, event.get("execution_arn"))
     if action == "hold_snapshot":
         request = _request(event)
         return with_fresh_credentials(
@@ -123,12 +125,16 @@ def _fanned_out(
                 attempt=attempt,
                 settings=settings,
                 deadline=_deadline(context),
-                abandoned=functools.partial(execution_ended, event.get("execution_arn")),
+                abandoned=ended,
+                last_try=fresh,
             )
         )
     if action == "await_plan":
         return fanout.await_plan(
-            lake, attempt=attempt, deadline=_deadline(context, PLAN_WAIT_SECONDS)
+            lake,
+            attempt=attempt,
+            deadline=_deadline(context, PLAN_WAIT_SECONDS),
+            abandoned=ended,
         )
     if action == "extract_table":
         table = event.get("table")

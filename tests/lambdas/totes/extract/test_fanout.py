@@ -4,6 +4,7 @@ instant, and a failure anywhere commits nothing and lets the snapshot go."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -265,13 +266,36 @@ def test_a_holder_refused_by_the_source_leaves_the_plan_to_its_retry(
     stale = DbSettings(source_small.host, source_small.port, role, "old", source_small.database)
     request = ExtractRequest("fanout-test", None, END, False)
     attempt = str(uuid.uuid4())
+    hold = functools.partial(
+        fanout.hold_snapshot, stale, lake, request, settings=SETTINGS, deadline=time.monotonic()
+    )
     try:
         with pytest.raises(SourceError, match="password authentication failed") as refused:
-            fanout.hold_snapshot(
-                stale, lake, request, attempt=attempt, settings=SETTINGS, deadline=time.monotonic()
-            )
+            hold(attempt=attempt, last_try=False)
         assert refused.value.credentials_rejected
         assert not lake.exists(plan_key(attempt))  # the retry with the re-read secret writes it
+        # Refused again with the re-read secret: now the waiting branch is told.
+        with pytest.raises(SourceError, match="password authentication failed"):
+            hold(attempt=attempt, last_try=True)
+        with pytest.raises(SourceError, match=r"snapshot holder failed.*password authentication"):
+            fanout.await_plan(lake, attempt=attempt, deadline=time.monotonic() + 5)
     finally:
         with psycopg.connect(**pg_admin.conninfo(), autocommit=True) as conn:
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_the_waiting_branch_stops_when_its_execution_has_ended(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    ended = threading.Event()
+    threading.Timer(0.3, ended.set).start()
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="the execution has ended"):
+        fanout.await_plan(
+            lake,
+            attempt=str(uuid.uuid4()),
+            deadline=time.monotonic() + 60,
+            abandoned=ended.is_set,
+            poll_seconds=0.02,
+        )
+    # within one status interval of the end, not at the deadline
+    assert time.monotonic() - started < fanout.STATUS_SECONDS + 5
