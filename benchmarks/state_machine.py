@@ -10,7 +10,9 @@ functions share this one process here, so the per-invocation memory comes from
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -33,7 +35,9 @@ def measure_state_machine(admin: DbSettings, source: DbSettings) -> dict[str, An
     warehouse = new_database(admin, "smwh")
     try:
         migrate(warehouse)
-        with moto_server():
+        # The handlers run in this process, and their metrics (one JSON line each, for
+        # CloudWatch) would bury the bench's progress lines; their logs go to the bench's log.
+        with moto_server(), open(os.devnull, "w") as metrics, contextlib.redirect_stdout(metrics):
             deployment = deploy(
                 database_environment(source, warehouse),
                 ResourceNames(environment=f"b{uuid.uuid4().hex[:6]}"),
