@@ -248,12 +248,15 @@ def fanout_target(results: Mapping[str, Any]) -> Target:
     )
 
 
+def _measured(results: Mapping[str, Any], step: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """(scale, figures) of every scale that measured ``step``, smallest scale first."""
+    scales: Mapping[str, Any] = results.get("scales", {})
+    return [(k, scales[k][step]) for k in sorted(scales, key=float) if scales[k].get(step)]
+
+
 def fanout_rows(results: Mapping[str, Any]) -> list[list[str]]:
     lines = []
-    for key, scale in sorted(results.get("scales", {}).items(), key=lambda i: float(i[0])):
-        fan = scale.get("fanout")
-        if not fan:
-            continue
+    for key, fan in _measured(results, "fanout"):
         p = fanout_projection(fan, 1.0)
         lines.append(
             [
@@ -271,10 +274,7 @@ def fanout_rows(results: Mapping[str, Any]) -> list[list[str]]:
 
 def state_machine_rows(results: Mapping[str, Any]) -> list[list[str]]:
     lines = []
-    for key, scale in sorted(results.get("scales", {}).items(), key=lambda i: float(i[0])):
-        run = scale.get("state_machine")
-        if not run:
-            continue
+    for key, run in _measured(results, "state_machine"):
         spent = run.get("state_seconds", {})
         lines.append(
             [
