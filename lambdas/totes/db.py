@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import select
+
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.copy import LibpqWriter
 
 from totes.errors import TotesError, reason
 from totes.settings import DbSettings
@@ -34,3 +38,23 @@ def connect(
         failure = error(f"cannot connect to the {role} database {db.describe()}: {reason(exc)}")
         failure.credentials_rejected = _credentials_refused(exc)
         raise failure from None
+
+
+class FlushedCopyWriter(LibpqWriter):
+    """A ``COPY ... FROM STDIN`` writer that hands each write to the server before the next.
+
+    psycopg leaves written data in libpq's output buffer on Linux and flushes only when the
+    buffer fills, and libpq grows that buffer instead of waiting: when the server takes rows
+    slower than the client encodes them (a warehouse inserting a large fact table), the whole
+    table piled up in client memory (about 100 MB more per fact table at scale 100 than at 10).
+    Waiting for the socket after each write holds the client to the server's pace instead."""
+
+    def write(self, data: Buffer) -> None:
+        super().write(data)
+        pgconn = self.connection.pgconn
+        while pgconn.flush() == 1:
+            # libpq's rule for a non-blocking flush: wait until the socket can take more, and
+            # read what the server sends meanwhile (an error ends the COPY there).
+            readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])
+            if readable:
+                pgconn.consume_input()
