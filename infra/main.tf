@@ -106,6 +106,7 @@ module "pipeline" {
   kms_key_arn        = module.monitoring.kms_key_arn
   log_retention_days = var.log_retention_days
   memory_mb          = var.lambda_memory_mb
+  ephemeral_mb       = var.lambda_ephemeral_storage_mb
   timeout_seconds    = var.lambda_timeout_seconds
   pg_sslmode         = var.pg_sslmode
   pg_sslmode_dw      = var.pg_sslmode_dw

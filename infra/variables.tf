@@ -48,6 +48,17 @@ variable "lambda_memory_mb" {
   }
 }
 
+variable "lambda_ephemeral_storage_mb" {
+  description = "Size of each function's /tmp. The load spools a processed batch there (compressed Parquet, about 21 bytes per row) so that its memory does not grow with the batch; 2048 MB holds a first batch of about 100 million rows."
+  type        = map(number)
+  default     = { extract = 512, transform = 512, load = 2048, lock = 512 }
+
+  validation {
+    condition     = toset(keys(var.lambda_ephemeral_storage_mb)) == toset(["extract", "transform", "load", "lock"]) && alltrue([for mb in values(var.lambda_ephemeral_storage_mb) : mb >= 512 && mb <= 10240])
+    error_message = "lambda_ephemeral_storage_mb needs exactly extract, transform, load and lock, each 512 to 10240 (Lambda's limits)."
+  }
+}
+
 variable "lambda_timeout_seconds" {
   description = "Timeout of each function; 900 is Lambda's maximum and each stage's task timeout in the state machine. The lock waits up to 300 s for another cycle (TOTES_LOCK_WAIT_SECONDS), so its timeout is 360, as AcquireLock's task timeout."
   type        = map(number)

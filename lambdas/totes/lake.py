@@ -11,11 +11,12 @@ import io
 import json
 import os
 import secrets
+import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from totes.errors import LakeError, ObjectExistsError, reason
 from totes.settings import LakeLocation
@@ -24,12 +25,20 @@ if TYPE_CHECKING:  # pyarrow is imported where Parquet is used: the lock functio
     import pyarrow as pa
 
 
+# Bytes per read of a streamed object: what one read holds, not what the object weighs.
+STREAM_CHUNK_BYTES = 1 << 20
+
+
 class Lake(Protocol):
     uri: str
 
     def put(self, key: str, data: bytes) -> None: ...
 
     def get(self, key: str) -> bytes: ...
+
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        """Stream an object into ``sink`` (a file) without holding it whole in memory."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -68,6 +77,13 @@ class LocalLake:
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise LakeError(f"object {key} does not exist in {self.uri}") from None
+
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        try:
+            with self._path(key).open("rb") as source:
+                shutil.copyfileobj(source, sink)
         except FileNotFoundError:
             raise LakeError(f"object {key} does not exist in {self.uri}") from None
 
@@ -122,6 +138,14 @@ class S3Lake:
         except Exception as exc:
             raise LakeError(f"reading {key} from {self.uri} failed: {reason(exc)}") from None
 
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+            for chunk in body.iter_chunks(chunk_size=STREAM_CHUNK_BYTES):
+                sink.write(chunk)
+        except Exception as exc:
+            raise LakeError(f"reading {key} from {self.uri} failed: {reason(exc)}") from None
+
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
@@ -158,6 +182,9 @@ class ReadsThrough:
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
+
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        self.inner.get_into(key, sink)
 
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)

@@ -495,6 +495,15 @@ def test_functions_get_the_contracted_environment_and_no_reserved_concurrency() 
         "load": 3008,
         "lock": 256,
     }
+    # The load spools a batch's objects into /tmp instead of memory: room for a first batch of
+    # about 100 million rows; the other functions keep Lambda's default.
+    assert _default(INFRA, "lambda_ephemeral_storage_mb") == {
+        "extract": 512,
+        "transform": 512,
+        "load": 2048,
+        "lock": 512,
+    }
+    assert _one(_one(function, "ephemeral_storage"), "size") == "${var.ephemeral_mb[each.key]}"
     timeouts = _default(INFRA, "lambda_timeout_seconds")
     assert {k: v for k, v in timeouts.items() if k != "lock"} == {
         "extract": 900,

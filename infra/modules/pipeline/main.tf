@@ -186,6 +186,10 @@ resource "aws_lambda_function" "this" {
   layers           = [for layer in each.value.layers : aws_lambda_layer_version.this[layer].arn]
   memory_size      = var.memory_mb[each.key]
   timeout          = var.timeout_seconds[each.key]
+
+  ephemeral_storage {
+    size = var.ephemeral_mb[each.key]
+  }
   # No reserved_concurrent_executions: see the skip above.
 
   environment {

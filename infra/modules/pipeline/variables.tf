@@ -80,6 +80,10 @@ variable "memory_mb" {
   type = map(number)
 }
 
+variable "ephemeral_mb" {
+  type = map(number)
+}
+
 variable "timeout_seconds" {
   type = map(number)
 }

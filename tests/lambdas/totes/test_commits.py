@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -48,6 +48,10 @@ class CountingLake:
     def get(self, key: str) -> bytes:
         self.gets.append(key)
         return self.inner.get(key)
+
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        self.gets.append(key)
+        self.inner.get_into(key, sink)
 
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)

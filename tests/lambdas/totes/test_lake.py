@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import io
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pytest
 
 from totes.errors import LakeError, ObjectExistsError
-from totes.lake import BackgroundPuts, Lake, get_json, parquet_bytes, put_json, read_parquet
+from totes.lake import (
+    STREAM_CHUNK_BYTES,
+    BackgroundPuts,
+    Lake,
+    get_json,
+    parquet_bytes,
+    put_json,
+    read_parquet,
+)
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -34,6 +44,20 @@ def test_listing_is_ordered_and_resumable(lake: Lake) -> None:
 def test_missing_object_is_a_lake_error(lake: Lake) -> None:
     with pytest.raises(LakeError, match="nope"):
         lake.get("nope")
+    with pytest.raises(LakeError, match="nope"):
+        lake.get_into("nope", io.BytesIO())
+
+
+def test_an_object_streams_into_a_file_in_chunks_whole_and_unchanged(
+    lake: Lake, tmp_path: Path
+) -> None:
+    # Over two read chunks and not a multiple of one, so every chunk boundary is crossed.
+    data = bytes(range(256)) * ((2 * STREAM_CHUNK_BYTES) // 256 + 3)
+    lake.put("big/object.parquet", data)
+    spooled = tmp_path / "object.parquet"
+    with spooled.open("wb") as sink:
+        lake.get_into("big/object.parquet", sink)
+    assert spooled.read_bytes() == data
 
 
 def test_parquet_and_json_round_trip(lake: Lake) -> None:
@@ -91,6 +115,9 @@ class _Gated:
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
+
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        self.inner.get_into(key, sink)
 
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,40 @@ def test_a_loaded_batch_is_never_loaded_again(
 
     assert again["batches"] == []
     assert helpers.dump_warehouse(warehouse) == before
+
+
+def test_a_batch_is_spooled_to_local_disk_and_the_spool_is_gone_after_it_loads_or_fails(
+    warehouse: DbSettings,
+    processed_writer: Any,
+    helpers: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm Lambda keeps its /tmp between invocations: spooled batches must not pile up."""
+    spools = tmp_path / "spools"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    seen: list[list[str]] = []
+    apply = loader.apply_batch
+
+    def spying_apply(conn: Any, batch: loader.StagedBatch) -> Any:
+        seen.append(sorted(path.name for _, path in batch.files.values()))
+        assert all(path.parent.parent == spools for _, path in batch.files.values())
+        return apply(conn, batch)
+
+    monkeypatch.setattr(loader, "apply_batch", spying_apply)
+    failing = LocalLake(tmp_path / "failing")
+    bad_id = {"currency_id": ["five"], "currency_code": ["FIV"], "currency_name": ["Five"]}
+    _commit_one_file(failing, "dim_currency", pa.table(bad_id))
+    with pytest.raises(WarehouseError, match="dim_currency"):
+        load_pending(warehouse, failing)
+    assert seen == [["dim_currency.parquet"]]
+    assert list(spools.iterdir()) == []
+
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": [helpers.sale(1)]})
+    load_pending(warehouse, processed_writer.lake)
+    assert "fact_sales_order.parquet" in seen[1]
+    assert list(spools.iterdir()) == []
 
 
 def test_history_same_version_twice_adds_nothing_and_a_change_adds_one_row(
