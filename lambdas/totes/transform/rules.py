@@ -41,6 +41,7 @@ from totes.contracts.warehouse import LOAD_ORDER as WAREHOUSE_ORDER
 from totes.errors import TransformError
 from totes.tables import LOAD_ORDER, source_table
 from totes.transform.dates import DATE, calendar, parse_text_dates, split_timestamp
+from totes.transform.keys import is_known, repeats_a_key
 from totes.transform.quarantine import Reasons, quarantine_records
 
 CURRENCY_NAMES: dict[str, str] = {"GBP": "Pound Sterling", "USD": "US Dollar", "EUR": "Euro"}
@@ -143,8 +144,7 @@ def _conform(table: str, rows: pa.Table | None) -> pa.Table:
                 f"column {column.name} is {actual}, the landing contract says {column.arrow_type}",
                 table=table,
             )
-    pk = rows.column(source_table(table).primary_key)
-    if pc.count_distinct(pk).as_py() != len(pk) - pk.null_count:
+    if repeats_a_key(rows.column(source_table(table).primary_key)):
         raise TransformError("a primary key appears twice in one batch", table=table)
     return rows
 
@@ -194,7 +194,7 @@ def _screen(table: str, rows: pa.Table, state: Mapping[str, pa.Table]) -> Reason
             else pa.array([], pa.int64())
         )
         reasons.add(
-            pc.and_(pc.is_valid(ids), pc.invert(pc.is_in(ids, known_ids))),
+            pc.and_(pc.is_valid(ids), pc.invert(is_known(ids, known_ids))),
             f"{column} refers to a {target} in neither the batch nor the current state",
         )
     return reasons

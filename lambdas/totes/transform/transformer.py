@@ -42,6 +42,7 @@ from totes.lake import PARQUET_WRITE_OPTIONS, Lake, parquet_bytes, read_parquet
 from totes.observability import log
 from totes.tables import LOAD_ORDER, source_table
 from totes.transform.dates import DATE, calendar
+from totes.transform.keys import repeats_a_key
 from totes.transform.quarantine import CAPTURE_SEQ
 from totes.transform.rules import (
     FACT_SOURCES,
@@ -135,7 +136,7 @@ def _landed_slices(
         return
     offset = 0
     landed = pq.ParquetFile(io.BytesIO(ingestion.get(key)))
-    for batch in landed.iter_batches(batch_size=slice_rows):
+    for batch in landed.iter_batches(batch_size=slice_rows, use_threads=False):
         rows = pa.Table.from_batches([batch])
         yield _checked(rows, table, key, offset)
         offset += rows.num_rows
@@ -190,8 +191,7 @@ def _write_fact(
     finally:
         if writer is not None:
             writer.close()
-    every_key = pa.chunked_array([c for k in keys for c in k.chunks], pa.int64())
-    if pc.count_distinct(every_key).as_py() != len(every_key) - every_key.null_count:
+    if repeats_a_key(pa.chunked_array([c for k in keys for c in k.chunks], pa.int64())):
         raise TransformError("a primary key appears twice in one batch", table=source)
     key = put_once(lake, data_key(name, batch_id), sink.getvalue()) if written else None
     quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()

@@ -1,0 +1,67 @@
+"""The sort-based key checks answer exactly what Arrow's hash kernels answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from totes.transform.keys import is_known, repeats_a_key
+
+
+def _random_keys(rng: np.random.Generator, n: int, *, high: int, nulls: bool) -> pa.Array:
+    values = rng.integers(1, high, n)
+    mask = rng.random(n) < 0.1 if nulls else None
+    return pa.array(values, pa.int64(), mask=mask)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_repeats_a_key_agrees_with_count_distinct(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 50))
+    keys = _random_keys(rng, n, high=int(rng.integers(2, 200)), nulls=seed % 2 == 0)
+    if seed % 3 == 0:
+        keys = pc.drop_null(keys).sort() if seed % 2 else keys  # sorted inputs take the fast path
+    chunked = pa.chunked_array([keys[: n // 2], keys[n // 2 :]], pa.int64())
+    expected = pc.count_distinct(keys).as_py() != len(keys) - keys.null_count
+    assert repeats_a_key(keys) is expected
+    assert repeats_a_key(chunked) is expected
+
+
+def test_repeats_a_key_ignores_nulls_and_finds_a_repeat_out_of_order() -> None:
+    assert repeats_a_key(pa.array([1, None, None, 2], pa.int64())) is False
+    assert repeats_a_key(pa.array([3, 1, 2, 1], pa.int64())) is True
+    assert repeats_a_key(pa.array([1, 2, 2, 3], pa.int64())) is True
+    assert repeats_a_key(pa.array([], pa.int64())) is False
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_is_known_agrees_with_is_in(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    high = int(rng.integers(2, 100))
+    ids = _random_keys(rng, int(rng.integers(0, 60)), high=high, nulls=seed % 2 == 0)
+    known = pc.unique(
+        pc.drop_null(_random_keys(rng, int(rng.integers(0, 40)), high=high, nulls=False))
+    )
+    sorted_known = known.sort()
+    expected = pc.is_in(ids, value_set=known)
+    assert is_known(ids, sorted_known) == expected
+    assert is_known(ids, known) == expected  # an unsorted set is sorted first
+    assert (
+        is_known(pa.chunked_array([ids], pa.int64()), pa.chunked_array([sorted_known])) == expected
+    )
+
+
+def test_is_known_of_nothing_known_and_of_null_ids() -> None:
+    assert is_known(pa.array([1, None], pa.int64()), pa.array([], pa.int64())).to_pylist() == [
+        False,
+        False,
+    ]
+    assert is_known(
+        pa.array([None, 5, 9], pa.int64()), pa.array([5, 7], pa.int64())
+    ).to_pylist() == [
+        False,
+        True,
+        False,
+    ]
