@@ -95,6 +95,7 @@ def _parquet_file(table: WarehouseTable, spooled: Path, *, key: str) -> Any:
     present = set(opened.schema_arrow.names)
     absent = [name for name in table.arrow_schema.names if name not in present]
     if absent:
+        opened.close()
         raise WarehouseError(
             f"processed file {key} lacks column(s) {', '.join(absent)}", table=table.name
         )
