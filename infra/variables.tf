@@ -49,9 +49,9 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_ephemeral_storage_mb" {
-  description = "Size of each function's /tmp. The load spools a processed batch there (compressed Parquet, about 21 bytes per row) so that its memory does not grow with the batch; 2048 MB holds a first batch of about 100 million rows."
+  description = "Size of each function's /tmp. The load spools a processed batch there (compressed Parquet, about 21 bytes per row) so that its memory does not grow with the batch, and the extract grows each table's data object there (about 25 bytes per row); 2048 MB holds about 100 million rows of either."
   type        = map(number)
-  default     = { extract = 512, transform = 512, load = 2048, lock = 512 }
+  default     = { extract = 2048, transform = 512, load = 2048, lock = 512 }
 
   validation {
     condition     = toset(keys(var.lambda_ephemeral_storage_mb)) == toset(["extract", "transform", "load", "lock"]) && alltrue([for mb in values(var.lambda_ephemeral_storage_mb) : mb >= 512 && mb <= 10240])

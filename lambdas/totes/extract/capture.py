@@ -7,6 +7,7 @@ Objects written here stay invisible until the extractor commits the manifest.
 from __future__ import annotations
 
 import io
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -171,60 +172,64 @@ def capture_table(
     upper_scalar = pa.scalar(upper, TIMESTAMP)
     pk = table.primary_key
 
-    sink = io.BytesIO()
-    writer: pq.ParquetWriter | None = None
-    captured: list[pa.Table] = []
-    seen: list[np.ndarray] = []
-    upserts = 0
-    for batch in batches:
-        keys = batch.column(pk)
-        if full_scan and len(index):
-            # Only needed to find vanished keys, which an empty state cannot have.
-            seen.append(keys.to_numpy(zero_copy_only=False))
-        mask = index.changed(keys, batch.column(HASH_COLUMN))
-        if full_scan:
-            mask = pc.and_(mask, pc.less(batch.column("last_updated"), upper_scalar))
-        # A first run keeps every row: then the batch itself is landed, without a filtered copy.
-        landed = batch if mask.true_count == len(mask) else batch.filter(mask)
-        if landed.num_rows == 0:
-            continue
-        if writer is None:
-            writer = pq.ParquetWriter(sink, schema, **PARQUET_WRITE_OPTIONS)
-        writer.write_batch(_with_op(landed, schema, UPSERT))
-        upserts += landed.num_rows
-        captured.append(
-            pa.Table.from_arrays(
-                [landed.column(pk), landed.column("last_updated"), landed.column(HASH_COLUMN)],
-                schema=CAPTURED_SCHEMA,
+    # The data object grows in an unnamed temporary file (gone when closed, or when the process
+    # ends), not in a BytesIO whose reallocations held up to twice the object beside the blocks
+    # being read: 40-50 MB of the extract's peak at scale 100 (docs/performance.md).
+    with tempfile.TemporaryFile(prefix="totes-extract-") as sink:
+        writer: pq.ParquetWriter | None = None
+        captured: list[pa.Table] = []
+        seen: list[np.ndarray] = []
+        upserts = 0
+        for batch in batches:
+            keys = batch.column(pk)
+            if full_scan and len(index):
+                # Only needed to find vanished keys, which an empty state cannot have.
+                seen.append(keys.to_numpy(zero_copy_only=False))
+            mask = index.changed(keys, batch.column(HASH_COLUMN))
+            if full_scan:
+                mask = pc.and_(mask, pc.less(batch.column("last_updated"), upper_scalar))
+            # A first run keeps every row: then the batch itself is landed, without a filtered copy.
+            landed = batch if mask.true_count == len(mask) else batch.filter(mask)
+            if landed.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(sink, schema, **PARQUET_WRITE_OPTIONS)
+            writer.write_batch(_with_op(landed, schema, UPSERT))
+            upserts += landed.num_rows
+            captured.append(
+                pa.Table.from_arrays(
+                    [landed.column(pk), landed.column("last_updated"), landed.column(HASH_COLUMN)],
+                    schema=CAPTURED_SCHEMA,
+                )
             )
-        )
-    if writer is not None:
-        writer.close()
-    # The parsed blocks and filtered copies are freed; return their pages before the state is
-    # serialised.
-    pa.default_memory_pool().release_unused()
+        if writer is not None:
+            writer.close()
+        # The parsed blocks and filtered copies are freed; return their pages before the state is
+        # serialised.
+        pa.default_memory_pool().release_unused()
 
-    deleted = schema.empty_table()
-    if full_scan and len(index):
-        all_seen = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
-        deleted = tombstones(lake, table, index.missing_from(np.sort(all_seen)), schema)
+        deleted = schema.empty_table()
+        if full_scan and len(index):
+            all_seen = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
+            deleted = tombstones(lake, table, index.missing_from(np.sort(all_seen)), schema)
 
-    if upserts == 0 and deleted.num_rows == 0 and not rehash:
-        # Nothing to land; refresh the fingerprint anyway (the overlap setting may have changed)
-        # so that the next run can skip this table after a single query.
-        since = lower_bound(previous.watermark, overlap)
-        entry = TableEntry(
-            watermark=previous.watermark,
-            state_key=previous.state_key,
-            schema=schema_json(schema),
-            tail=Tail(since, tail_fingerprint(state, since)),
-        )
-        return Captured(entry, 0, time.perf_counter() - started)
+        if upserts == 0 and deleted.num_rows == 0 and not rehash:
+            # Nothing to land; refresh the fingerprint anyway (the overlap setting may have changed)
+            # so that the next run can skip this table after a single query.
+            since = lower_bound(previous.watermark, overlap)
+            entry = TableEntry(
+                watermark=previous.watermark,
+                state_key=previous.state_key,
+                schema=schema_json(schema),
+                tail=Tail(since, tail_fingerprint(state, since)),
+            )
+            return Captured(entry, 0, time.perf_counter() - started)
 
-    # getvalue() hands over the BytesIO's own buffer (no copy); the data object is released
-    # before the state is built, so the two never sit in memory together.
-    data = sink.getvalue()
-    del sink, seen
+        # The data object is read back once, whole, to be put, and released before the state is
+        # built, so the two never sit in memory together.
+        sink.seek(0)
+        data = sink.read()
+    del seen
     if deleted.num_rows:
         # Tombstones are known only after the whole scan; merge them in key order.
         landed_rows = parquet_table(data) if data else schema.empty_table()
