@@ -11,3 +11,9 @@ def parse_instant(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
     return moment.astimezone(UTC)
+
+
+def stored_instant(text: object) -> datetime | None:
+    """An instant as this project's own JSON documents store it (``isoformat()``), None for
+    null: read back exactly as written, naive or aware."""
+    return None if text is None else datetime.fromisoformat(str(text))

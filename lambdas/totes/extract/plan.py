@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from totes.clock import stored_instant
 from totes.contracts.ingestion import format_naive, parse_naive
 from totes.errors import SettingsError
 from totes.tables import LOAD_ORDER
@@ -47,10 +48,6 @@ def plan_key(attempt: str) -> str:
 def released_key(attempt: str) -> str:
     """Written once the workers are done (or failed): the snapshot's holder then lets it go."""
     return f"{RUNS_PREFIX}{attempt_id(attempt)}/released.json"
-
-
-def _instant(text: Any) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(str(text))
 
 
 @dataclass(frozen=True)
@@ -108,12 +105,12 @@ class ExtractPlan:
             unknown = sorted(set(tables) - set(LOAD_ORDER))
             if unknown:
                 raise ValueError(f"unknown tables {unknown}")
-            end = _instant(document["window_end"])
+            end = stored_instant(document["window_end"])
             assert end is not None
             snapshot = document.get("snapshot")
             return cls(
                 run_id=str(document["run_id"]),
-                window_start=_instant(document.get("window_start")),
+                window_start=stored_instant(document.get("window_start")),
                 window_end=end,
                 full=bool(document["full"]),
                 rehash=bool(document["rehash"]),
@@ -130,7 +127,7 @@ class ExtractPlan:
                 },
                 overlap=timedelta(seconds=float(document.get("overlap_seconds", 0))),
                 snapshot=None if snapshot is None else snapshot_id(snapshot),
-                planned_at=_instant(document.get("planned_at")),
+                planned_at=stored_instant(document.get("planned_at")),
             )
         except (KeyError, TypeError, ValueError, AssertionError) as exc:
             raise SettingsError(f"extract plan is unreadable: {exc}") from None

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from totes.clock import stored_instant
 from totes.errors import CycleBusyError, LakeError, ObjectExistsError, reason
 from totes.lake import Lake, get_json, put_json
 from totes.observability import log
@@ -57,10 +58,6 @@ def _utc_now() -> datetime:
 def lease_key(epoch: int) -> str:
     """Inverted so that the newest record lists first."""
     return f"{LEASE_PREFIX}{_MAX_EPOCH - epoch:013d}.json"
-
-
-def _instant(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value))
 
 
 @dataclass(frozen=True)
@@ -95,8 +92,8 @@ class LeaseRecord:
     @classmethod
     def from_json(cls, key: str, value: dict[str, Any]) -> LeaseRecord:
         try:
-            written = _instant(value["written_at"])
-            acquired = _instant(value["acquired_at"])
+            written = stored_instant(value["written_at"])
+            acquired = stored_instant(value["acquired_at"])
             if written is None or acquired is None:
                 raise ValueError("written_at and acquired_at are required")
             return cls(
@@ -105,7 +102,7 @@ class LeaseRecord:
                 state=str(value["state"]),
                 written_at=written,
                 acquired_at=acquired,
-                expires_at=_instant(value.get("expires_at")),
+                expires_at=stored_instant(value.get("expires_at")),
                 execution_arn=value.get("execution_arn"),
             )
         except (KeyError, TypeError, ValueError) as exc:
