@@ -7,6 +7,7 @@ A second write of the same key raises :class:`LakeError` instead of replacing da
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from totes.errors import LakeError, ObjectExistsError, reason
 from totes.settings import LakeLocation
@@ -28,11 +29,16 @@ if TYPE_CHECKING:  # pyarrow is imported where Parquet is used: the lock functio
 # Bytes per read of a streamed object: what one read holds, not what the object weighs.
 STREAM_CHUNK_BYTES = 1 << 20
 
+# What a write stores: bytes, or the whole content of a file. A large object is written from
+# the file it was built in, so that it is never held in memory whole; a path rather than an
+# open file, so that a write on another thread opens its own handle and owns no one's file.
+Payload = bytes | Path
+
 
 class Lake(Protocol):
     uri: str
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: Payload) -> None: ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -58,13 +64,16 @@ class LocalLake:
             raise LakeError(f"key {key!r} escapes the lake")
         return path
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Unique per writer, so that racing writers (threads or processes) never share a file.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-        tmp.write_bytes(data)
         try:
+            if isinstance(data, Path):
+                shutil.copyfile(data, tmp)
+            else:
+                tmp.write_bytes(data)
             # link() fails when the target exists: write-once without a read-modify race.
             os.link(tmp, path)
         except FileExistsError:
@@ -116,11 +125,13 @@ class S3Lake:
         self.uri = f"s3://{bucket}/{self.prefix}"
         self.client = client or boto3.client("s3")
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
-            )
+            if isinstance(data, Path):
+                with data.open("rb") as body:  # one PUT streamed from disk (up to 5 GB)
+                    self._put(key, body)
+            else:
+                self._put(key, data)
         except self.client.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "ConditionalRequestConflict"):
@@ -130,6 +141,11 @@ class S3Lake:
             raise LakeError(f"writing {key} to {self.uri} failed: {reason(exc)}") from None
         except Exception as exc:
             raise LakeError(f"writing {key} to {self.uri} failed: {reason(exc)}") from None
+
+    def _put(self, key: str, body: bytes | BinaryIO) -> None:
+        self.client.put_object(
+            Bucket=self.bucket, Key=self.prefix + key, Body=body, IfNoneMatch="*"
+        )
 
     def get(self, key: str) -> bytes:
         try:
@@ -206,11 +222,11 @@ class SameBytesPuts(ReadsThrough):
         self.inner = inner
         self.uri = inner.uri
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         try:
             self.inner.put(key, data)
         except ObjectExistsError:
-            if self.inner.get(key) != data:
+            if not holds(self.inner, key, data):
                 raise
 
 
@@ -231,7 +247,7 @@ class BackgroundPuts(ReadsThrough):
         self._slots = threading.BoundedSemaphore(pending)
         self._futures: list[Future[None]] = []
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         self._raise_failure()  # a write already failed: stop the caller's work now
         self._slots.acquire()
         try:
@@ -256,6 +272,32 @@ class BackgroundPuts(ReadsThrough):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+class _Digest:
+    """A write-only sink that keeps nothing but the digest of what went through it."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> int:
+        self.hash.update(chunk)
+        return len(chunk)
+
+
+def _digest(data: Payload) -> bytes:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).digest()
+    with data.open("rb") as source:
+        return hashlib.file_digest(source, "sha256").digest()
+
+
+def holds(lake: Lake, key: str, data: Payload) -> bool:
+    """Whether the object at ``key`` has exactly the content of ``data``, compared by digest so
+    that neither side is held in memory whole."""
+    stored = _Digest()
+    lake.get_into(key, cast(BinaryIO, stored))
+    return stored.hash.digest() == _digest(data)
 
 
 def open_lake(location: LakeLocation) -> Lake:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from totes.lake import Lake, ReadsThrough
+from totes.lake import Lake, Payload, ReadsThrough
 from totes.settings import DbSettings
 
 
@@ -45,11 +45,11 @@ class FaultyLake(ReadsThrough):
     def __post_init__(self) -> None:
         self.uri = self.inner.uri
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         with self._lock:
             self._put(key, data)
 
-    def _put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, data: Payload) -> None:
         strike = self.failed is None and self.fail_on(key, len(self.written))
         if strike and not self.after:
             self.failed = key

@@ -11,7 +11,7 @@ import pytest
 from totes.batches import MANIFEST_PREFIX, manifest_key, new_batch_id
 from totes.commits import commit, committed_after, newest
 from totes.errors import CommitConflictError, LakeError
-from totes.lake import Lake, put_json
+from totes.lake import Lake, Payload, put_json
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ class CountingLake:
         self.uri = inner.uri
         self.gets: list[str] = []
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         self.inner.put(key, data)
 
     def get(self, key: str) -> bytes:

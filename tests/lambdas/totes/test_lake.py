@@ -13,7 +13,10 @@ from totes.lake import (
     STREAM_CHUNK_BYTES,
     BackgroundPuts,
     Lake,
+    Payload,
+    SameBytesPuts,
     get_json,
+    holds,
     parquet_bytes,
     put_json,
     read_parquet,
@@ -60,6 +63,43 @@ def test_an_object_streams_into_a_file_in_chunks_whole_and_unchanged(
     assert spooled.read_bytes() == data
 
 
+def test_a_file_is_written_whole_and_stays_write_once(lake: Lake, tmp_path: Path) -> None:
+    data = bytes(range(256)) * ((2 * STREAM_CHUNK_BYTES) // 256 + 3)
+    built = tmp_path / "built.parquet"
+    built.write_bytes(data)
+    lake.put("big/from-file.parquet", built)
+    assert lake.get("big/from-file.parquet") == data
+    other = tmp_path / "other.parquet"
+    other.write_bytes(b"other")
+    with pytest.raises(ObjectExistsError, match="write-once"):
+        lake.put("big/from-file.parquet", other)
+    assert lake.get("big/from-file.parquet") == data
+    assert list(lake.list("big/")) == ["big/from-file.parquet"]  # no temporary file left
+
+
+def test_holds_compares_content_not_identity(lake: Lake, tmp_path: Path) -> None:
+    lake.put("o.bin", b"content")
+    same, changed = tmp_path / "same", tmp_path / "changed"
+    same.write_bytes(b"content")
+    changed.write_bytes(b"content!")
+    assert holds(lake, "o.bin", same)
+    assert holds(lake, "o.bin", b"content")
+    assert not holds(lake, "o.bin", changed)
+    assert not holds(lake, "o.bin", b"Content")
+
+
+def test_same_bytes_puts_take_a_repeat_and_refuse_other_content(lake: Lake, tmp_path: Path) -> None:
+    repeatable = SameBytesPuts(lake)
+    first = tmp_path / "first"
+    first.write_bytes(b"batch object")
+    repeatable.put("t/a.parquet", first)
+    repeatable.put("t/a.parquet", b"batch object")  # a retried step writing the same again
+    first.write_bytes(b"other object")
+    with pytest.raises(ObjectExistsError):
+        repeatable.put("t/a.parquet", first)
+    assert lake.get("t/a.parquet") == b"batch object"
+
+
 def test_parquet_and_json_round_trip(lake: Lake) -> None:
     table = pa.table({"id": pa.array([1, None], pa.int64()), "name": ["a", None]})
     lake.put("p.parquet", parquet_bytes(table))
@@ -102,7 +142,7 @@ class _Gated:
         self.waiting = self.most_waiting = 0
         self.lock = threading.Lock()
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         with self.lock:
             self.waiting += 1
             self.most_waiting = max(self.most_waiting, self.waiting)

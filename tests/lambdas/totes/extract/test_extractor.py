@@ -19,7 +19,7 @@ from totes.contracts.content_hash import LEGACY_SCHEME, SCHEME, row_hashes
 from totes.contracts.ingestion import STATE_PREFIX, landing_schema, load_previous
 from totes.errors import LakeError, SchemaDriftError, SourceError
 from totes.extract.extractor import committed_watermark, run_extract
-from totes.lake import Lake, ReadsThrough, S3Lake, get_json, parquet_bytes, read_parquet
+from totes.lake import Lake, Payload, ReadsThrough, S3Lake, get_json, parquet_bytes, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, source_table
 from totes_dev.devstack.postgres import free_port
@@ -85,7 +85,7 @@ class FailingLake(ReadsThrough):
         self.written: list[str] = []
         self._lock = threading.Lock()  # the extract writes from several threads
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         with self._lock:
             if len(self.written) >= self.allowed:
                 raise LakeError(f"injected failure writing {key}")

@@ -19,7 +19,7 @@ from totes.commits import newest
 from totes.contracts.ingestion import land_rows
 from totes.contracts.processed import FACT_METADATA_SCHEMA as FACT_METADATA
 from totes.errors import LakeError, TransformError
-from totes.lake import Lake, LocalLake, S3Lake, get_json, read_parquet
+from totes.lake import Lake, LocalLake, Payload, S3Lake, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
 from totes.transform.rules import WAREHOUSE_TABLES, warehouse_schema
@@ -342,7 +342,7 @@ class CrashingLake(LocalLake):
         super().__init__(root)
         self.crashes = 1
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Payload) -> None:
         if key.startswith("_manifests/") and self.crashes:
             self.crashes -= 1
             raise LakeError("simulated crash before the manifest")
