@@ -35,6 +35,28 @@ def repeats_a_key(keys: Keys) -> bool:
     return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
+class AscendingKeys:
+    """Follows one key column a slice at a time. While the keys come strictly ascending (nulls
+    aside), no key can repeat, and nothing but the last key needs keeping to know it; the
+    extract lands every table in key order, so a whole table is usually checked this way."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.holds = True
+
+    def follow(self, keys: Keys) -> bool:
+        """Take the next slice's keys; whether every key so far has been strictly ascending."""
+        if not self.holds:
+            return False
+        values = _values(keys)
+        if len(values) == 0:
+            return True
+        first = int(values[0])
+        self.holds = _strictly_ascending(values) and (self.last is None or first > self.last)
+        self.last = int(values[-1])
+        return self.holds
+
+
 def is_known(ids: Keys, known: Keys) -> pa.Array:
     """Per ``ids`` value, whether it is among ``known``; false for a null id, as ``pc.is_in``
     answers when ``known`` holds no null. ``known`` is sorted when it comes from the state;

@@ -57,6 +57,16 @@ STATE_TABLES: tuple[str, ...] = tuple(
     for name in LOAD_ORDER
     if any(t.source == name or (t.join and t.join.table == name) for t in DIMENSIONS)
 )
+_JOINED = frozenset(name for t in DIMENSIONS if t.join for name in (t.source, t.join.table))
+
+# State tables no two-sided dimension joins: a rule reads only their keys (references) once
+# their rows are accepted, so their state is the key and ``last_updated`` (which a replay
+# compares), not the whole row, and their dimension is built from each row alone, so their rows
+# can be screened and built a slice at a time like a fact's (transaction grows like the facts).
+KEY_STATE_TABLES: tuple[str, ...] = tuple(t for t in STATE_TABLES if t not in _JOINED)
+SLICED_DIMENSIONS: dict[str, str] = {
+    t.name: str(t.source) for t in DIMENSIONS if t.source in KEY_STATE_TABLES
+}
 
 
 def _references(table: str) -> tuple[tuple[str, str], ...]:
@@ -113,6 +123,14 @@ def warehouse_schema(name: str) -> pa.Schema:
     return TABLES[name].data_schema
 
 
+def state_schema(table: str) -> pa.Schema:
+    """The columns of a source table the transform keeps as its current state."""
+    schema = source_schema(table)
+    if table not in KEY_STATE_TABLES:
+        return schema
+    return pa.schema([schema.field(source_table(table).primary_key), schema.field("last_updated")])
+
+
 @dataclass(frozen=True)
 class Model:
     """What one batch becomes.
@@ -121,7 +139,7 @@ class Model:
     ``accepted``: per source table the batch rows that passed, in landed order, with any extra
     landed columns (the facts' ``tables`` rows line up with these one to one);
     ``quarantine``: per source table the rejected rows; ``state``: the current source rows after
-    the batch; ``changed_state``: the state tables this batch changed.
+    the batch (:func:`state_schema`); ``changed_state``: the state tables this batch changed.
     """
 
     tables: dict[str, pa.Table]
@@ -150,19 +168,22 @@ def _conform(table: str, rows: pa.Table | None) -> pa.Table:
 
 
 def upsert(current: pa.Table | None, rows: pa.Table, table: str) -> pa.Table:
-    """The current rows of ``table`` after ``rows`` replace theirs, sorted by key."""
-    schema = source_schema(table)
+    """The state of ``table`` after ``rows`` replace their keys' rows, sorted by key."""
+    schema = state_schema(table)
     key = source_table(table).primary_key
     incoming = rows.select(schema.names).cast(schema)
     if current is None:
         merged = incoming
     else:
         kept = current.select(schema.names).cast(schema)
-        kept = kept.filter(pc.invert(pc.is_in(kept.column(key), incoming.column(key))))
+        replaced = is_known(kept.column(key), incoming.column(key))
+        if pc.any(replaced).as_py():  # else no filtered copy: new keys alone are the usual
+            kept = kept.filter(pc.invert(replaced))
         merged = pa.concat_tables([kept, incoming])
-    if _ascending(merged.column(key)):
-        return merged  # landed rows come in key order: a first batch needs no sorted copy
-    return merged.sort_by(key)
+    if not _ascending(merged.column(key)):
+        merged = merged.sort_by(key)
+    # One chunk per column: the key checks read the keys as one array without copying them.
+    return merged.combine_chunks()
 
 
 def _ascending(keys: pa.ChunkedArray) -> bool:
@@ -297,6 +318,14 @@ def screen(table: str, rows: pa.Table | None, state: Mapping[str, pa.Table]) -> 
     )
 
 
+def dimension_rows(name: str, accepted: pa.Table) -> pa.Table:
+    """The rows of a dimension built from its own source table alone (not a two-sided one)
+    for that table's accepted rows."""
+    if name == "dim_currency":
+        accepted = _currency(accepted)
+    return _build(name, accepted)
+
+
 def fact_rows(name: str, accepted: pa.Table) -> pa.Table:
     """The warehouse rows of fact ``name`` for its source's accepted rows (without metadata)."""
     return _build(name, accepted)
@@ -316,14 +345,12 @@ def model(batch: Mapping[str, pa.Table], state: Mapping[str, pa.Table]) -> Model
 
     changed = {t: accepted[t] for t in STATE_TABLES}
     tables: dict[str, pa.Table] = {
-        "dim_location": _build("dim_location", accepted["address"]),
+        "dim_location": dimension_rows("dim_location", accepted["address"]),
         "dim_counterparty": _two_sided("dim_counterparty", new_state, changed),
         "dim_staff": _two_sided("dim_staff", new_state, changed),
-        "dim_design": _build("dim_design", accepted["design"]),
-        "dim_currency": _build("dim_currency", _currency(accepted["currency"])),
-        "dim_payment_type": _build("dim_payment_type", accepted["payment_type"]),
-        "dim_transaction": _build("dim_transaction", accepted["transaction"]),
     }
+    for name, source in SLICED_DIMENSIONS.items():
+        tables[name] = dimension_rows(name, accepted[source])
     for name, source in FACT_SOURCES.items():
         tables[name] = fact_rows(name, accepted[source])
     tables["dim_date"] = calendar(referenced_dates(tables))

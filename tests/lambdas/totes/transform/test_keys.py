@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from totes.transform.keys import is_known, repeats_a_key
+from totes.transform.keys import AscendingKeys, is_known, repeats_a_key
 
 
 def _random_keys(rng: np.random.Generator, n: int, *, high: int, nulls: bool) -> pa.Array:
@@ -65,3 +65,23 @@ def test_is_known_of_nothing_known_and_of_null_ids() -> None:
         True,
         False,
     ]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ascending_keys_hold_only_for_keys_in_strict_order_across_slices(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    values = np.cumsum(rng.integers(1, 4, n))  # strictly ascending
+    if seed % 3 == 0 and n > 1:
+        at = int(rng.integers(1, n))
+        values[at] = values[at - 1] - int(rng.integers(0, 2))  # a repeat or a step back
+    keys = pa.array(values, pa.int64(), mask=rng.random(n) < 0.1 if seed % 2 else None)
+    cuts = sorted(int(c) for c in rng.integers(0, n + 1, 3))
+    order = AscendingKeys()
+    verdicts = [order.follow(keys[a:b]) for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
+    present = pc.drop_null(keys).to_numpy()
+    expected = bool(np.all(present[1:] > present[:-1]))
+    assert verdicts[-1] is expected
+    assert verdicts == sorted(verdicts, reverse=True)  # once out of order, it stays so
+    if verdicts[-1]:
+        assert not repeats_a_key(keys)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,10 +17,10 @@ import pytest
 
 from totes.batches import dated_key, manifest_key
 from totes.commits import newest
-from totes.contracts.ingestion import land_rows
+from totes.contracts.ingestion import land_rows, source_schema
 from totes.contracts.processed import FACT_METADATA_SCHEMA as FACT_METADATA
 from totes.errors import LakeError, TransformError
-from totes.lake import Lake, LocalLake, Payload, S3Lake, get_json, read_parquet
+from totes.lake import Lake, LocalLake, Payload, S3Lake, get_json, parquet_bytes, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
 from totes.transform.rules import WAREHOUSE_TABLES, warehouse_schema
@@ -385,7 +386,9 @@ def test_state_objects_are_new_and_only_for_changed_tables(
     processed = LocalLake(tmp_path / "processed")
     first = get_json(local_lake, land(local_lake, small_source(nov_source)))
     designs = nov_source["design"].sort_by("design_id").slice(0, 2)
+    moved_at = datetime(2025, 1, 2, 3, 4, 5)
     designs = _edited(designs, "file_location", ["/moved", "/moved"])
+    designs = _edited(designs, "last_updated", [moved_at, moved_at])
     second = get_json(local_lake, land(local_lake, {"design": designs}))
     transform_pending(local_lake, processed)
     one = get_json(processed, manifest_key(first["sequence"]))["state"]
@@ -395,10 +398,14 @@ def test_state_objects_are_new_and_only_for_changed_tables(
     assert {t: k for t, k in two.items() if t != "design"} == {
         t: k for t, k in one.items() if t != "design"
     }
+    # A one-table dimension's source keeps its keys and last_updated as state, not whole rows.
     state = read_parquet(processed, two["design"])
+    assert state.column_names == ["design_id", "last_updated"]
     assert state.num_rows == nov_source["design"].num_rows
-    moved = state.filter(pc.equal(state["file_location"], "/moved"))
+    moved = state.filter(pc.equal(state["last_updated"], pa.scalar(moved_at, pa.timestamp("us"))))
     assert moved.column("design_id").to_pylist() == [1, 2]
+    dimension = outputs(processed)["dim_design"]
+    assert dimension.column("file_location").to_pylist() == ["/moved", "/moved"]
 
 
 def test_every_manifest_lists_all_warehouse_tables(
@@ -414,42 +421,134 @@ def test_every_manifest_lists_all_warehouse_tables(
     assert manifest["sequence"] == 1
 
 
-def test_facts_in_slices_give_the_same_batch_as_one_slice(
+def test_facts_and_transactions_in_slices_give_the_same_batch_as_one_slice(
     s3_lake: S3Lake, tmp_path: Path, nov_source: dict[str, pa.Table], land: Land
 ) -> None:
-    # Bad rows far into the table, so that they fall in a late slice.
+    # Bad rows far into the tables, so that they fall in late slices.
     sales = nov_source["sales_order"].sort_by("sales_order_id")
     ids = sales.column("design_id").to_pylist()
     ids[9_000] = ids[10_500] = 99_999
-    land(s3_lake, {**nov_source, "sales_order": _edited(sales, "design_id", ids)})
+    transactions = nov_source["transaction"].sort_by("transaction_id")
+    kinds = transactions.column("transaction_type").to_pylist()
+    kinds[12_345] = None
+    land(
+        s3_lake,
+        {
+            **nov_source,
+            "sales_order": _edited(sales, "design_id", ids),
+            "transaction": _edited(transactions, "transaction_type", kinds),
+        },
+    )
     whole, sliced = LocalLake(tmp_path / "whole"), LocalLake(tmp_path / "sliced")
     one = transform_pending(s3_lake, whole, slice_rows=1 << 30)
     many = transform_pending(s3_lake, sliced, slice_rows=1_000)
     assert one["quarantined"]["sales_order"] == many["quarantined"]["sales_order"] == 2
+    assert one["quarantined"]["transaction"] == many["quarantined"]["transaction"] == 1
     assert one["rows"] == many["rows"]
+    assert many["rows"]["dim_transaction"] == transactions.num_rows - 1
+    state = [
+        read_parquet(lake, latest_document(lake)["state"]["transaction"])
+        for lake in (whole, sliced)
+    ]
+    assert state[0].equals(state[1])
+    assert state[1].num_rows == transactions.num_rows - 1
     expected, actual = outputs(whole), outputs(sliced)
     for name in WAREHOUSE_TABLES:  # capture positions included: offsets carry across slices
         assert actual[name].equals(expected[name]), name
     quarantined = [
-        sorted(read_parquet(lake, key).to_pylist(), key=lambda r: (r["table"], r["key"]))
+        sorted(
+            (
+                record
+                for key in latest_document(lake)["quarantine_keys"]
+                for record in read_parquet(lake, key).to_pylist()
+            ),
+            key=lambda r: (r["table"], r["key"]),
+        )
         for lake in (whole, sliced)
-        for key in latest_document(lake)["quarantine_keys"]
     ]
     assert quarantined[0] == quarantined[1]
+    assert {r["table"] for r in quarantined[1]} == {"sales_order", "transaction", "payment"}
     # Each slice is a row group: what the load decodes at once is bounded the same way.
     key = latest_document(sliced)["tables"]["fact_sales_order"]["key"]
     groups = pq.ParquetFile(io.BytesIO(sliced.get(key))).metadata.num_row_groups
     assert groups == math.ceil(sales.num_rows / 1_000)
 
 
-def test_a_key_twice_in_different_slices_still_stops_the_batch(
-    s3_lake: S3Lake, processed: S3Lake, nov_source: dict[str, pa.Table], land: Land
+@pytest.mark.parametrize("repeat", [False, True])
+def test_keys_landed_out_of_order_are_checked_whole(
+    local_lake: LocalLake,
+    processed: S3Lake,
+    nov_source: dict[str, pa.Table],
+    land: Land,
+    repeat: bool,
 ) -> None:
-    payments = nov_source["payment"].sort_by("payment_id").slice(0, 40)
-    ids = payments.column("payment_id").to_pylist()
+    # This project lands every table in key order; a lake written otherwise is still checked.
+    first = small_source(nov_source)
+    manifest = get_json(local_lake, land(local_lake, first))
+    key = manifest["tables"]["transaction"]["key"]
+    landed = read_parquet(local_lake, key)
+    backwards = landed.sort_by([("transaction_id", "descending")])
+    if repeat:
+        ids = backwards.column("transaction_id").to_pylist()
+        ids[4] = ids[1]
+        backwards = _edited(backwards, "transaction_id", ids)
+    (local_lake.root / key).write_bytes(parquet_bytes(backwards))  # another writer's object
+    if repeat:
+        with pytest.raises(TransformError, match=r"table=transaction\].*appears twice"):
+            transform_pending(local_lake, processed, slice_rows=2)
+        return
+    transform_pending(local_lake, processed, slice_rows=2)
+    dimension = outputs(processed)["dim_transaction"]
+    assert dimension.column("transaction_id").to_pylist() == (
+        backwards.column("transaction_id").to_pylist()
+    )
+    state = read_parquet(processed, latest_document(processed)["state"]["transaction"])
+    assert state.column("transaction_id").to_pylist() == sorted(
+        backwards.column("transaction_id").to_pylist()
+    )
+
+
+@pytest.mark.parametrize("table", ["payment", "transaction"])
+def test_a_key_twice_in_different_slices_still_stops_the_batch(
+    s3_lake: S3Lake, processed: S3Lake, nov_source: dict[str, pa.Table], land: Land, table: str
+) -> None:
+    rows = nov_source[table].sort_by(f"{table}_id").slice(0, 40)
+    ids = rows.column(f"{table}_id").to_pylist()
     ids[35] = ids[2]
     first = small_source(nov_source)
-    land(s3_lake, {**first, "payment": _edited(payments, "payment_id", ids)})
-    with pytest.raises(TransformError, match=r"\[transform table=payment\].*appears twice"):
+    land(s3_lake, {**first, table: _edited(rows, f"{table}_id", ids)})
+    with pytest.raises(TransformError, match=rf"\[transform table={table}\].*appears twice"):
         transform_pending(s3_lake, processed, slice_rows=10)
     assert newest(processed) is None
+
+
+def test_a_state_kept_as_whole_rows_by_an_older_version_is_carried_on_from(
+    local_lake: LocalLake, tmp_path: Path, nov_source: dict[str, pa.Table], land: Land
+) -> None:
+    # Older versions kept every column of every state table; a lake they wrote goes on to
+    # transform the next batch exactly as one written by this version.
+    first = small_source(nov_source)
+    land(local_lake, first)
+    current = LocalLake(tmp_path / "current")
+    transform_pending(local_lake, current)
+    older = LocalLake(tmp_path / "older")
+    shutil.copytree(current.root, older.root)
+    for table, key in latest_document(older)["state"].items():
+        whole = first[table].select(source_schema(table).names).sort_by(f"{table}_id")
+        (older.root / key).write_bytes(parquet_bytes(whole))  # what an older version wrote
+    # The same payments again, changed, whose transactions only the state knows; and new
+    # transactions merged onto the older state.
+    payments = first["payment"]
+    payments = _edited(payments, "payment_amount", [Decimal("1.00")] * payments.num_rows)
+    payments = _edited(payments, "last_updated", [datetime(2025, 1, 1)] * payments.num_rows)
+    transactions = nov_source["transaction"].sort_by("transaction_id").slice(5, 20)
+    land(local_lake, {"payment": payments, "transaction": transactions})
+    transform_pending(local_lake, current)
+    transform_pending(local_lake, older)
+    assert latest_document(current)["tables"]["fact_payment"]["rows"] == 5
+    for name in WAREHOUSE_TABLES:
+        assert outputs(older)[name].equals(outputs(current)[name]), name
+    assert latest_document(older)["quarantined"] == latest_document(current)["quarantined"]
+    state = read_parquet(older, latest_document(older)["state"]["transaction"])
+    assert state.column_names == ["transaction_id", "last_updated"]
+    assert state.column("transaction_id").to_pylist() == list(range(1, 26))
