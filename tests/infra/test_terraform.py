@@ -495,11 +495,12 @@ def test_functions_get_the_contracted_environment_and_no_reserved_concurrency() 
         "load": 3008,
         "lock": 256,
     }
-    # The load spools a batch's objects into /tmp instead of memory, and the extract a table's
-    # data object: room for about 100 million rows; the others keep Lambda's default.
+    # The load spools a batch's objects into /tmp instead of memory, the extract a table's data
+    # object, the transform one table's landed and built objects: room for tens of millions of
+    # rows; the lock keeps Lambda's default.
     assert _default(INFRA, "lambda_ephemeral_storage_mb") == {
         "extract": 2048,
-        "transform": 512,
+        "transform": 2048,
         "load": 2048,
         "lock": 512,
     }

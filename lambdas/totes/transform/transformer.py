@@ -240,6 +240,7 @@ def _write_sliced(
         if writer is not None:
             writer.close()
     key = put_once(lake, data_key(name, batch_id), path) if written else None
+    path.unlink(missing_ok=True)  # the spool holds one table's objects at a time
     quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
     accepted_state = None if kept is None else compacted(kept, state_schema(source))
     return WrittenTable(key, written, quarantine, bounds), accepted_state

@@ -4,11 +4,12 @@ import io
 import json
 import math
 import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +35,7 @@ FACT_IDS = {
     "fact_purchase_order": ("purchase_order", "purchase_order_id"),
     "fact_payment": ("payment", "payment_id"),
 }
+FACT_IDS_SOURCES = tuple(table for table, _ in FACT_IDS.values())
 # (fact, column) -> (dimension, key) for every reference a fact makes.
 FACT_REFERENCES = {
     ("fact_sales_order", "sales_staff_id"): ("dim_staff", "staff_id"),
@@ -552,3 +554,41 @@ def test_a_state_kept_as_whole_rows_by_an_older_version_is_carried_on_from(
     state = read_parquet(older, latest_document(older)["state"]["transaction"])
     assert state.column_names == ["transaction_id", "last_updated"]
     assert state.column("transaction_id").to_pylist() == list(range(1, 26))
+
+
+class SpoolWatchingLake(LocalLake):
+    """A directory lake that notes the files its objects are streamed into."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.sinks: list[Path] = []
+
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        self.sinks.append(Path(sink.name))
+        super().get_into(key, sink)
+
+
+def test_the_transform_works_on_local_disk_and_leaves_nothing_there(
+    tmp_path: Path,
+    nov_source: dict[str, pa.Table],
+    land: Land,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm Lambda keeps its /tmp between invocations: spooled objects must not pile up."""
+    spools = tmp_path / "spools"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    ingestion, processed = SpoolWatchingLake(tmp_path / "ingestion"), LocalLake(tmp_path / "out")
+    land(ingestion, small_source(nov_source))
+    transform_pending(ingestion, processed)
+    assert {path.name for path in ingestion.sinks} == {
+        f"landed-{table}.parquet"
+        for table in ("design", "currency", "payment_type", "transaction", *FACT_IDS_SOURCES)
+    }
+    assert all(path.parent.parent == spools for path in ingestion.sinks)
+    assert list(spools.iterdir()) == []
+    payments = nov_source["payment"].sort_by("payment_id").slice(0, 4)
+    land(ingestion, {"payment": _edited(payments, "payment_id", [9, 8, 9, 7])})
+    with pytest.raises(TransformError, match="appears twice"):
+        transform_pending(ingestion, processed)
+    assert list(spools.iterdir()) == []
