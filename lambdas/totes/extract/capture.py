@@ -6,12 +6,11 @@ Objects written here stay invisible until the extractor commits the manifest.
 
 from __future__ import annotations
 
-import io
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +39,7 @@ from totes.extract.diff import (
     tail_fingerprint,
 )
 from totes.extract.window import lower_bound
-from totes.lake import PARQUET_WRITE_OPTIONS, Lake, parquet_bytes, parquet_table, read_parquet
+from totes.lake import PARQUET_WRITE_OPTIONS, Lake, read_parquet
 from totes.tables import TIMESTAMP, SourceTable
 
 # Rows per row group of a state object (each slice of the captured rows gets its batch id then).
@@ -54,14 +53,12 @@ class Captured:
     seconds: float
 
 
-def state_bytes(state: NewState) -> bytes:
-    """The state object: written a slice at a time, so that the captured rows' batch id is never
+def write_state(state: NewState, path: Path) -> None:
+    """The state object, written a slice at a time, so that the captured rows' batch id is never
     spelled out for the whole table at once."""
-    sink = io.BytesIO()
-    with pq.ParquetWriter(sink, STATE_SCHEMA, **PARQUET_WRITE_OPTIONS) as writer:
+    with pq.ParquetWriter(path, STATE_SCHEMA, **PARQUET_WRITE_OPTIONS) as writer:
         for part in state.slices(STATE_ROW_GROUP_ROWS):
             writer.write_table(part)
-    return sink.getvalue()
 
 
 def _with_op(batch: pa.RecordBatch, schema: pa.Schema, op: str) -> pa.RecordBatch:
@@ -153,6 +150,7 @@ def capture_table(
     upper: datetime,
     full_scan: bool,
     overlap: timedelta,
+    spool: Path,
     rehash: bool = False,
 ) -> Captured:
     """Land the rows of ``batches`` that the state does not hold yet.
@@ -160,7 +158,8 @@ def capture_table(
     In a full scan the batches are the whole table: rows at or after ``upper`` only prove that a
     key is alive (the next incremental run captures them), and keys absent from the scan become
     tombstones. ``rehash`` (the committed state predates today's content hash) re-hashes the
-    state first and writes it even when nothing lands."""
+    state first and writes it even when nothing lands. The objects are built as files in
+    ``spool`` and written from there; the caller keeps them until its writes are done."""
     started = time.perf_counter()
     schema = landing_schema(table, extras)
     state = (
@@ -172,14 +171,15 @@ def capture_table(
     upper_scalar = pa.scalar(upper, TIMESTAMP)
     pk = table.primary_key
 
-    # The data object grows in an unnamed temporary file (gone when closed, or when the process
-    # ends), not in a BytesIO whose reallocations held up to twice the object beside the blocks
-    # being read: 40-50 MB of the extract's peak at scale 100 (docs/performance.md).
-    with tempfile.TemporaryFile(prefix="totes-extract-") as sink:
-        writer: pq.ParquetWriter | None = None
-        captured: list[pa.Table] = []
-        seen: list[np.ndarray] = []
-        upserts = 0
+    # The data object grows in a file, not in a BytesIO whose reallocations held up to twice the
+    # object beside the blocks being read (40-50 MB of the extract's peak at scale 100), and is
+    # written to the lake from that file, never read back whole (docs/performance.md).
+    data_path = spool / f"{table.name}.parquet"
+    writer: pq.ParquetWriter | None = None
+    captured: list[pa.Table] = []
+    seen: list[np.ndarray] = []
+    upserts = 0
+    try:
         for batch in batches:
             keys = batch.column(pk)
             if full_scan and len(index):
@@ -193,7 +193,7 @@ def capture_table(
             if landed.num_rows == 0:
                 continue
             if writer is None:
-                writer = pq.ParquetWriter(sink, schema, **PARQUET_WRITE_OPTIONS)
+                writer = pq.ParquetWriter(data_path, schema, **PARQUET_WRITE_OPTIONS)
             writer.write_batch(_with_op(landed, schema, UPSERT))
             upserts += landed.num_rows
             captured.append(
@@ -202,46 +202,44 @@ def capture_table(
                     schema=CAPTURED_SCHEMA,
                 )
             )
+    finally:
         if writer is not None:
             writer.close()
-        # The parsed blocks and filtered copies are freed; return their pages before the state is
-        # serialised.
-        pa.default_memory_pool().release_unused()
+    # The parsed blocks and filtered copies are freed; return their pages before the state is
+    # serialised.
+    pa.default_memory_pool().release_unused()
 
-        deleted = schema.empty_table()
-        if full_scan and len(index):
-            all_seen = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
-            deleted = tombstones(lake, table, index.missing_from(np.sort(all_seen)), schema)
-
-        if upserts == 0 and deleted.num_rows == 0 and not rehash:
-            # Nothing to land; refresh the fingerprint anyway (the overlap setting may have changed)
-            # so that the next run can skip this table after a single query.
-            since = lower_bound(previous.watermark, overlap)
-            entry = TableEntry(
-                watermark=previous.watermark,
-                state_key=previous.state_key,
-                schema=schema_json(schema),
-                tail=Tail(since, tail_fingerprint(state, since)),
-            )
-            return Captured(entry, 0, time.perf_counter() - started)
-
-        # The data object is read back once, whole, to be put, and released before the state is
-        # built, so the two never sit in memory together.
-        sink.seek(0)
-        data = sink.read()
+    deleted = schema.empty_table()
+    if full_scan and len(index):
+        all_seen = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
+        deleted = tombstones(lake, table, index.missing_from(np.sort(all_seen)), schema)
     del seen
+
+    if upserts == 0 and deleted.num_rows == 0 and not rehash:
+        # Nothing to land; refresh the fingerprint anyway (the overlap setting may have changed)
+        # so that the next run can skip this table after a single query.
+        since = lower_bound(previous.watermark, overlap)
+        entry = TableEntry(
+            watermark=previous.watermark,
+            state_key=previous.state_key,
+            schema=schema_json(schema),
+            tail=Tail(since, tail_fingerprint(state, since)),
+        )
+        return Captured(entry, 0, time.perf_counter() - started)
+
     if deleted.num_rows:
         # Tombstones are known only after the whole scan; merge them in key order.
-        landed_rows = parquet_table(data) if data else schema.empty_table()
-        data = parquet_bytes(pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk))
-        del landed_rows
+        landed_rows = pq.read_table(data_path) if upserts else schema.empty_table()
+        data_path = spool / f"{table.name}.with-deletes.parquet"
+        merged = pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk)
+        pq.write_table(merged, data_path, **PARQUET_WRITE_OPTIONS)
+        del landed_rows, merged
     key: str | None = None
     data_bytes = 0
     if upserts or deleted.num_rows:
         key = data_key(table.name, batch_id)
-        lake.put(key, data)
-        data_bytes = len(data)
-    del data
+        lake.put(key, data_path)
+        data_bytes = data_path.stat().st_size
 
     captured_state = pa.concat_tables(captured) if captured else CAPTURED_SCHEMA.empty_table()
     del captured
@@ -250,7 +248,9 @@ def capture_table(
     )
     del state, index
     new_state_key = state_key(table.name, batch_id)
-    lake.put(new_state_key, state_bytes(new_state))
+    state_path = spool / f"{table.name}.state.parquet"
+    write_state(new_state, state_path)
+    lake.put(new_state_key, state_path)
 
     newest = pc.max(captured_state.column("last_updated")).as_py() if upserts else None
     watermark = max((w for w in (previous.watermark, newest) if w is not None), default=None)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -180,9 +182,15 @@ def previous_at(lake: Lake, manifest_key: str | None) -> Previous:
 
 
 def capture_planned(
-    conn: psycopg.Connection, writes: Lake, plan: ExtractPlan, previous: Previous, name: str
+    conn: psycopg.Connection,
+    writes: Lake,
+    plan: ExtractPlan,
+    previous: Previous,
+    name: str,
+    spool: Path,
 ) -> Captured:
-    """Read one planned table in the open snapshot and write its data and state objects."""
+    """Read one planned table in the open snapshot and write its data and state objects, built
+    as files in ``spool``, which must outlast ``writes``' pending writes."""
     assert plan.batch_id is not None, "a plan with tables to read has a batch id"
     spec = SOURCE_TABLES[name]
     extras = plan.extras.get(name, [])
@@ -206,6 +214,7 @@ def capture_planned(
             upper=naive_utc(plan.window_end),
             full_scan=plan.full,
             overlap=plan.overlap,
+            spool=spool,
             rehash=plan.rehash,
         )
     # Arrow's allocator keeps freed pages for reuse; hand them back between tables so that one
@@ -316,8 +325,10 @@ def run_extract(
         # are round trips, and a run with nothing new is little more than these.
         pool = ThreadPoolExecutor(max_workers=1)
         # Data and state objects are written while the next table is read; all are written
-        # before the manifest that makes them visible.
+        # before the manifest that makes them visible. They are built as files in a spool that
+        # is removed once they are.
         writes = BackgroundPuts(lake)
+        spool = tempfile.TemporaryDirectory(prefix="totes-extract-")
         try:
             pending_previous = pool.submit(load_previous, lake)
             with connect(
@@ -328,11 +339,13 @@ def run_extract(
                 request = ExtractRequest(run_id, window_start, window_end, full_scan)
                 plan = plan_extract(conn, previous, request, settings, now=now)
                 for name in plan.tables:
-                    entries[name] = capture_planned(conn, writes, plan, previous, name).entry
+                    captured = capture_planned(conn, writes, plan, previous, name, Path(spool.name))
+                    entries[name] = captured.entry
             writes.flush()
         finally:
             pool.shutdown(wait=True)
             writes.close()
+            spool.cleanup()
     except psycopg.Error as exc:
         raise SourceError(f"reading the source failed: {reason(exc)}") from None
     return finish_extract(lake, plan, previous, entries, started=started, now=now)

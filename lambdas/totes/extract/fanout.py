@@ -15,9 +15,11 @@ in the lake.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -165,17 +167,19 @@ def extract_table(
     previous = previous_at(lake, plan.manifest_key)
     # A retried invocation reads the same snapshot and writes the same bytes under the same keys.
     writes = BackgroundPuts(SameBytesPuts(lake))
+    spool = tempfile.TemporaryDirectory(prefix="totes-extract-")
     try:
         with connect(
             source, error=SourceError, role="source", application_name="totes-extract-table"
         ) as conn:
             reader.begin_snapshot(conn, settings.statement_timeout, snapshot=plan.snapshot)
-            captured = capture_planned(conn, writes, plan, previous, table)
+            captured = capture_planned(conn, writes, plan, previous, table, Path(spool.name))
         writes.flush()
     except psycopg.Error as exc:
         raise SourceError(f"reading the source failed: {reason(exc)}", table=table) from None
     finally:
-        writes.close()
+        writes.close()  # waits for every write, so the spool can go
+        spool.cleanup()
     return {
         "table": table,
         "entry": captured.entry.to_json(),

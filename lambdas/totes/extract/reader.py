@@ -25,7 +25,11 @@ from totes.extract.plan import snapshot_id
 from totes.extract.sql import COLUMNS_QUERY, SESSION_SETUP, copy_rows_sql, tails_sql
 from totes.tables import SourceTable
 
-BLOCK_BYTES = 8 << 20
+# CSV bytes per parsed block. The reader keeps up to four blocks in flight (one filling, two
+# queued, one parsed), so this is most of the extract's fixed memory: 8 MB blocks took about
+# 80 MB more at scale 100 than at scale 10 (whose tables fill few blocks), 4 MB blocks half of
+# that at the same speed (docs/performance.md).
+BLOCK_BYTES = 4 << 20
 
 
 def begin_snapshot(

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import io
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,17 +47,20 @@ def _capture(
     *,
     full_scan: bool,
 ) -> TableEntry:
-    return capture_table(
-        batches,
-        lake=lake,
-        table=CURRENCY,
-        extras=[],
-        previous=previous,
-        batch_id=batch_id,
-        upper=T + timedelta(days=2),
-        full_scan=full_scan,
-        overlap=timedelta(minutes=10),
-    ).entry
+    # The lake here writes at once, so the spool may go when the capture returns.
+    with tempfile.TemporaryDirectory() as spool:
+        return capture_table(
+            batches,
+            lake=lake,
+            table=CURRENCY,
+            extras=[],
+            previous=previous,
+            batch_id=batch_id,
+            upper=T + timedelta(days=2),
+            full_scan=full_scan,
+            overlap=timedelta(minutes=10),
+            spool=Path(spool),
+        ).entry
 
 
 def test_full_scan_lands_changes_and_tombstones_in_key_order(s3_lake: S3Lake) -> None:
@@ -106,7 +110,7 @@ def test_nothing_new_writes_no_object(s3_lake: S3Lake) -> None:
 
 
 def test_the_state_object_is_written_in_slices_in_the_state_schema(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     old = pa.Table.from_pylist(
         [{"pk": 1, "last_updated": T, "content_hash": "h1", "batch_id": B1}], schema=STATE_SCHEMA
@@ -117,9 +121,10 @@ def test_the_state_object_is_written_in_slices_in_the_state_schema(
     )
     new = NewState(old, captured, B2)
     monkeypatch.setattr(capture, "STATE_ROW_GROUP_ROWS", 2)
-    data = capture.state_bytes(new)
-    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 3
-    written = pq.read_table(io.BytesIO(data))
+    path = tmp_path / "state.parquet"
+    capture.write_state(new, path)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3
+    written = pq.read_table(path)
     assert written.schema == STATE_SCHEMA
     assert written.equals(new.table())
     assert written.column("batch_id").to_pylist() == [B1, B2, B2, B2, B2]

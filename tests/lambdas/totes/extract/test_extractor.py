@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,6 +255,39 @@ def test_crash_before_the_manifest_is_recovered_by_the_next_run(
     recovered = extract(source_feb, s3_lake, NOV_END)
     assert recovered["rows"] == NOV_NEW
     assert extract(source_feb, s3_lake, NOV_END)["batch_id"] is None
+
+
+class PayloadRecordingLake(ReadsThrough):
+    """The real lake, noting for each write whether it came as bytes or from a file."""
+
+    def __init__(self, inner: Lake) -> None:
+        self.inner, self.uri = inner, inner.uri
+        self.payloads: dict[str, Payload] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: Payload) -> None:
+        with self._lock:
+            self.payloads[key] = data
+        self.inner.put(key, data)
+
+
+def test_objects_are_built_on_local_disk_and_nothing_is_left_there(
+    source_feb: DbSettings, s3_lake: S3Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm Lambda keeps its /tmp: the objects a run built there must not pile up."""
+    spools = tmp_path / "spools"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    with pytest.raises(LakeError, match="injected failure"):
+        extract(source_feb, FailingLake(s3_lake, 3), FEB_END)
+    assert list(spools.iterdir()) == []
+    recording = PayloadRecordingLake(s3_lake)
+    extract(source_feb, recording, FEB_END)
+    from_files = {k: v for k, v in recording.payloads.items() if isinstance(v, Path)}
+    # Every data and state object, none of them read into memory to be written.
+    assert len(from_files) == 2 * len(LOAD_ORDER)
+    assert all(path.parent.parent == spools for path in from_files.values())
+    assert list(spools.iterdir()) == []
 
 
 def test_source_down_raises_source_error_and_writes_nothing(
