@@ -49,7 +49,7 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_ephemeral_storage_mb" {
-  description = "Size of each function's /tmp. The load spools a processed batch there (compressed Parquet, about 21 bytes per row) so that its memory does not grow with the batch, the extract grows each table's data object there (about 25 bytes per row), and the transform holds one table's landed and built objects there at a time (about 55 bytes per row of the largest table); 2048 MB holds about 100 million rows for the load and the extract, 37 million rows of one table for the transform."
+  description = "Size of each function's /tmp. The load spools a processed batch there (compressed Parquet, about 21 bytes per row) so that its memory does not grow with the batch, the extract builds a run's data and state objects there until they are written (about 37 bytes per row), and the transform holds one table's landed and built objects there at a time (about 55 bytes per row of the largest table); 2048 MB holds about 100 million rows of a batch for the load, 55 million for the extract, 37 million rows of one table for the transform."
   type        = map(number)
   default     = { extract = 2048, transform = 2048, load = 2048, lock = 512 }
 
