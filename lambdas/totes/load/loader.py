@@ -91,7 +91,10 @@ def _parquet_file(table: WarehouseTable, spooled: Path, *, key: str) -> Any:
     """The processed object opened for reading, refused when it lacks a contract column."""
     import pyarrow.parquet as pq
 
-    opened = pq.ParquetFile(spooled)
+    # No pre-buffering: it reads every row group asked for ahead of decoding, which pays on
+    # high-latency storage; from the local spool it only held the object in memory (scale 100:
+    # peak 226 -> 197 MB, same speed).
+    opened = pq.ParquetFile(spooled, pre_buffer=False)
     present = set(opened.schema_arrow.names)
     absent = [name for name in table.arrow_schema.names if name not in present]
     if absent:
