@@ -74,6 +74,16 @@ def s3_lake(s3_bucket: str) -> S3Lake:
 
 
 @pytest.fixture
+def spools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder temporary files and folders go to during the test: a stage's spool on /tmp
+    shows there, and what a warm Lambda would keep between invocations is what is left."""
+    folder = tmp_path / "spools"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
 def local_lake(tmp_path: Path) -> LocalLake:
     return LocalLake(tmp_path / "lake")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -272,12 +271,9 @@ class PayloadRecordingLake(ReadsThrough):
 
 
 def test_objects_are_built_on_local_disk_and_nothing_is_left_there(
-    source_feb: DbSettings, s3_lake: S3Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source_feb: DbSettings, s3_lake: S3Lake, spools: Path
 ) -> None:
     """A warm Lambda keeps its /tmp: the objects a run built there must not pile up."""
-    spools = tmp_path / "spools"
-    spools.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spools))
     with pytest.raises(LakeError, match="injected failure"):
         extract(source_feb, FailingLake(s3_lake, 3), FEB_END)
     assert list(spools.iterdir()) == []

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import tempfile
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -87,12 +86,10 @@ def test_a_batch_is_spooled_to_local_disk_and_the_spool_is_gone_after_it_loads_o
     processed_writer: Any,
     helpers: Any,
     tmp_path: Path,
+    spools: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A warm Lambda keeps its /tmp between invocations: spooled batches must not pile up."""
-    spools = tmp_path / "spools"
-    spools.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spools))
     seen: list[list[str]] = []
     apply = loader.apply_batch
 

@@ -4,7 +4,6 @@ import io
 import json
 import math
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -569,15 +568,9 @@ class SpoolWatchingLake(LocalLake):
 
 
 def test_the_transform_works_on_local_disk_and_leaves_nothing_there(
-    tmp_path: Path,
-    nov_source: dict[str, pa.Table],
-    land: Land,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, spools: Path, nov_source: dict[str, pa.Table], land: Land
 ) -> None:
     """A warm Lambda keeps its /tmp between invocations: spooled objects must not pile up."""
-    spools = tmp_path / "spools"
-    spools.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spools))
     ingestion, processed = SpoolWatchingLake(tmp_path / "ingestion"), LocalLake(tmp_path / "out")
     land(ingestion, small_source(nov_source))
     transform_pending(ingestion, processed)
