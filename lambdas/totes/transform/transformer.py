@@ -216,7 +216,7 @@ def _write_sliced(
     # the end, so that the state is never held twice over.
     kept: dict[str, list[pa.Array]] | None = None
     if source in STATE_TABLES:
-        kept = {name: [] for name in state_schema(source).names}
+        kept = {column: [] for column in state_schema(source).names}
     bounds: list[date] = []
     try:
         for rows in slices:
@@ -242,11 +242,11 @@ def _write_sliced(
     key = put_once(lake, data_key(name, batch_id), path) if written else None
     path.unlink(missing_ok=True)  # the spool holds one table's objects at a time
     quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
-    accepted_state = None if kept is None else compacted(kept, state_schema(source))
+    accepted_state = None if kept is None else _compacted(kept, state_schema(source))
     return WrittenTable(key, written, quarantine, bounds), accepted_state
 
 
-def compacted(chunks: dict[str, list[pa.Array]], schema: pa.Schema) -> pa.Table:
+def _compacted(chunks: dict[str, list[pa.Array]], schema: pa.Schema) -> pa.Table:
     """A table of one chunk per column from ``chunks`` (emptied on the way): each column's
     chunks are released as soon as they are copied, so at most one column is held twice."""
     columns: list[pa.Array] = []
