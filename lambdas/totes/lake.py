@@ -155,11 +155,16 @@ class S3Lake:
             raise LakeError(f"reading {key} from {self.uri} failed: {reason(exc)}") from None
 
     def get_into(self, key: str, sink: BinaryIO) -> None:
+        writing = False  # a failed write is the sink's (a full disk), not the lake's
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
             for chunk in body.iter_chunks(chunk_size=STREAM_CHUNK_BYTES):
+                writing = True
                 sink.write(chunk)
+                writing = False
         except Exception as exc:
+            if writing:
+                raise
             raise LakeError(f"reading {key} from {self.uri} failed: {reason(exc)}") from None
 
     def exists(self, key: str) -> bool:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import errno
 import io
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 import pytest
@@ -98,6 +99,20 @@ def test_same_bytes_puts_take_a_repeat_and_refuse_other_content(lake: Lake, tmp_
     with pytest.raises(ObjectExistsError):
         repeatable.put("t/a.parquet", first)
     assert lake.get("t/a.parquet") == b"batch object"
+
+
+class _FullDisk(io.RawIOBase):
+    """A sink whose disk is full, as a spool file on a full /tmp is."""
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_sink_that_cannot_be_written_is_not_blamed_on_the_lake(lake: Lake) -> None:
+    lake.put("big/object.parquet", b"x" * 100)
+    with pytest.raises(OSError, match="No space left") as raised:
+        lake.get_into("big/object.parquet", cast(BinaryIO, _FullDisk()))
+    assert not isinstance(raised.value, LakeError)
 
 
 def test_parquet_and_json_round_trip(lake: Lake) -> None:
