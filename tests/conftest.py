@@ -10,6 +10,8 @@ import atexit
 import itertools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -81,6 +83,35 @@ def spools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+SmallDisk = Callable[[str, int], "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> SmallDisk:
+    """Run Python code in a child process whose files cannot grow past ``limit`` bytes: the
+    kernel's file size limit makes a write past it fail (EFBIG), as a full /tmp does (ENOSPC).
+    The child's temporary files go under the test's own folder."""
+    temporary = tmp_path / "child-tmp"
+    temporary.mkdir()
+
+    def run(code: str, limit: int) -> subprocess.CompletedProcess[str]:
+        prelude = (
+            "import resource, signal\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # fail the write, not the process
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", prelude + code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, "TMPDIR": str(temporary)},
+        )
+
+    return run
 
 
 @pytest.fixture

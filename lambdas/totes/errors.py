@@ -88,6 +88,17 @@ class CommitConflictError(LakeError):
     is safe to retry at once."""
 
 
+class DiskFullError(TotesError):
+    """A stage's local disk (a Lambda's /tmp) could not hold the objects it spools there. The
+    step is the stage's, so that the alert names which function needs more room."""
+
+    def __init__(
+        self, reason: str, *, step: str, table: str | None = None, key: object = None
+    ) -> None:
+        self.step = step
+        super().__init__(reason, table=table, key=key)
+
+
 class CycleBusyError(TotesError):
     """Another cycle (a Step Functions execution, a ``totes run`` or a replay) holds the lock."""
 

@@ -44,6 +44,7 @@ from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive
 from totes.lake import BackgroundPuts, Lake, get_json
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
+from totes.spool import on_local_disk
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
 
 
@@ -203,7 +204,7 @@ def capture_planned(
     )
     # Closed whatever happens: a COPY left open holds the connection, and leaving the connection
     # would then wait on it for ever.
-    with contextlib.closing(rows):
+    with contextlib.closing(rows), on_local_disk("extract", table=name):
         result = capture_table(
             rows,
             lake=writes,

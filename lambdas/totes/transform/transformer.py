@@ -42,6 +42,7 @@ from totes.contracts.warehouse import DIM_DATE, TABLES
 from totes.errors import CommitConflictError, LakeError, ObjectExistsError, TransformError
 from totes.lake import PARQUET_WRITE_OPTIONS, Lake, Payload, holds, parquet_bytes, read_parquet
 from totes.observability import log
+from totes.spool import on_local_disk
 from totes.tables import LOAD_ORDER, source_table
 from totes.transform.dates import DATE, calendar
 from totes.transform.keys import AscendingKeys, repeats_a_key
@@ -326,9 +327,10 @@ def _build_batch(
     ]
     for name, source, build in builds:
         slices = _landed_slices(ingestion, manifest, source, slice_rows, spool)
-        sliced[name], accepted = _write_sliced(
-            processed, name, slices, build, new_state, batch_id, spool
-        )
+        with on_local_disk("transform", table=name):
+            sliced[name], accepted = _write_sliced(
+                processed, name, slices, build, new_state, batch_id, spool
+            )
         if accepted is not None and accepted.num_rows:
             new_state[source] = upsert(new_state.get(source), accepted, source)
             changed.add(source)

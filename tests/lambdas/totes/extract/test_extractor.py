@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import threading
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,16 @@ from totes.contracts.content_hash import LEGACY_SCHEME, SCHEME, row_hashes
 from totes.contracts.ingestion import STATE_PREFIX, landing_schema, load_previous
 from totes.errors import LakeError, SchemaDriftError, SourceError
 from totes.extract.extractor import committed_watermark, run_extract
-from totes.lake import Lake, Payload, ReadsThrough, S3Lake, get_json, parquet_bytes, read_parquet
+from totes.lake import (
+    Lake,
+    LocalLake,
+    Payload,
+    ReadsThrough,
+    S3Lake,
+    get_json,
+    parquet_bytes,
+    read_parquet,
+)
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER, source_table
 from totes_dev.devstack.postgres import free_port
@@ -284,6 +297,35 @@ def test_objects_are_built_on_local_disk_and_nothing_is_left_there(
     assert len(from_files) == 2 * len(LOAD_ORDER)
     assert all(path.parent.parent == spools for path in from_files.values())
     assert list(spools.iterdir()) == []
+
+
+def test_a_full_local_disk_stops_the_run_naming_the_table_and_the_setting(
+    source_feb: DbSettings,
+    tmp_path: Path,
+    small_disk: Callable[[str, int], subprocess.CompletedProcess[str]],
+) -> None:
+    lake = tmp_path / "lake"
+    code = f"""
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from totes.errors import TotesError
+from totes.extract.extractor import run_extract
+from totes.lake import LocalLake
+from totes.settings import DbSettings, ExtractSettings
+try:
+    run_extract(DbSettings(**{asdict(source_feb)!r}), LocalLake(Path({str(lake)!r})),
+                run_id="t", window_start=None, window_end=datetime.now(UTC), full_scan=True,
+                settings=ExtractSettings())
+except TotesError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+"""
+    done = small_disk(code, 100_000)  # the larger tables' data objects do not fit
+    assert done.returncode == 3, done.stderr
+    assert re.search(r"^\[extract table=\w+\] the local disk is too small", done.stderr, re.M)
+    assert "lambda_ephemeral_storage_mb" in done.stderr
+    assert newest(LocalLake(lake)) is None
 
 
 def test_source_down_raises_source_error_and_writes_nothing(

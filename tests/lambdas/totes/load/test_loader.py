@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -79,6 +82,36 @@ def test_a_loaded_batch_is_never_loaded_again(
 
     assert again["batches"] == []
     assert helpers.dump_warehouse(warehouse) == before
+
+
+def test_a_full_local_disk_stops_the_load_naming_the_table_and_the_setting(
+    warehouse: DbSettings,
+    processed_writer: Any,
+    helpers: Any,
+    small_disk: Callable[[str, int], subprocess.CompletedProcess[str]],
+) -> None:
+    sales = [helpers.sale(n, units=n * 7919 % 100_003) for n in range(1, 20_001)]
+    processed_writer.commit({**helpers.dimension_rows(), "fact_sales_order": sales})
+    lake = str(processed_writer.lake.root)
+    code = f"""
+import sys
+from pathlib import Path
+from totes.errors import TotesError
+from totes.lake import LocalLake
+from totes.load.loader import load_pending
+from totes.settings import DbSettings
+try:
+    load_pending(DbSettings(**{asdict(warehouse)!r}), LocalLake(Path({lake!r})))
+except TotesError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+"""
+    done = small_disk(code, 20_000)  # the fact's object is larger, the dimensions' smaller
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("[load table=fact_sales_order key=fact_sales_order/")
+    assert "the local disk is too small" in done.stderr
+    assert "lambda_ephemeral_storage_mb" in done.stderr
+    assert _query(warehouse, "SELECT count(*) FROM fact_sales_order") == [(0,)]
 
 
 def test_a_batch_is_spooled_to_local_disk_and_the_spool_is_gone_after_it_loads_or_fails(

@@ -3,7 +3,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -585,3 +587,33 @@ def test_the_transform_works_on_local_disk_and_leaves_nothing_there(
     with pytest.raises(TransformError, match="appears twice"):
         transform_pending(ingestion, processed)
     assert list(spools.iterdir()) == []
+
+
+def test_a_full_local_disk_stops_the_batch_naming_the_table_and_the_setting(
+    tmp_path: Path,
+    nov_source: dict[str, pa.Table],
+    land: Land,
+    small_disk: Callable[[str, int], subprocess.CompletedProcess[str]],
+) -> None:
+    ingestion, processed = LocalLake(tmp_path / "ingestion"), tmp_path / "processed"
+    land(ingestion, nov_source)
+    code = f"""
+import sys
+from pathlib import Path
+from totes.errors import TotesError
+from totes.lake import LocalLake
+from totes.transform.transformer import transform_pending
+try:
+    transform_pending(LocalLake(Path({str(ingestion.root)!r})), LocalLake(Path({str(processed)!r})))
+except TotesError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+"""
+    done = small_disk(code, 100_000)  # the landed transactions and facts are larger
+    assert done.returncode == 3, done.stderr
+    assert re.search(
+        r"^\[transform table=(dim|fact)_\w+\] the local disk is too small", done.stderr
+    )
+    assert "lambda_ephemeral_storage_mb" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert newest(LocalLake(processed)) is None
