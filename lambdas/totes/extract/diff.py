@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from totes.contracts.ingestion import Fingerprint
+from totes.keys import AscendingKeys
 from totes.tables import TIMESTAMP
 
 STATE_SCHEMA = pa.schema(
@@ -71,20 +72,9 @@ class StateIndex:
 def keys_ascend(tables: Sequence[pa.Table]) -> bool:
     """True when the ``pk`` values of ``tables``, read one after another, strictly increase.
 
-    Checked chunk by chunk (numpy views, one boolean chunk at a time), so it costs no copy of
-    the keys."""
-    last: int | None = None
-    for table in tables:
-        for chunk in table.column("pk").chunks:
-            if len(chunk) == 0:
-                continue
-            keys = chunk.to_numpy()
-            if last is not None and keys[0] <= last:
-                return False
-            if not np.all(keys[1:] > keys[:-1]):
-                return False
-            last = int(keys[-1])
-    return True
+    Checked chunk by chunk (numpy views), so it costs no copy of the keys."""
+    order = AscendingKeys()
+    return all(order.follow(chunk) for table in tables for chunk in table.column("pk").chunks)
 
 
 def with_batch_id(captured: pa.Table, batch_id: str) -> pa.Table:

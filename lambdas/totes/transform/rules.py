@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,9 +38,9 @@ from totes.contracts.warehouse import (
 )
 from totes.contracts.warehouse import LOAD_ORDER as WAREHOUSE_ORDER
 from totes.errors import TransformError
+from totes.keys import ascending, is_known, repeats_a_key
 from totes.tables import LOAD_ORDER, source_table
 from totes.transform.dates import DATE, calendar, parse_text_dates, split_timestamp
-from totes.transform.keys import is_known, repeats_a_key
 from totes.transform.quarantine import Reasons, quarantine_records
 
 CURRENCY_NAMES: dict[str, str] = {"GBP": "Pound Sterling", "USD": "US Dollar", "EUR": "Euro"}
@@ -180,17 +179,10 @@ def upsert(current: pa.Table | None, rows: pa.Table, table: str) -> pa.Table:
         if pc.any(replaced).as_py():  # else no filtered copy: new keys alone are the usual
             kept = kept.filter(pc.invert(replaced))
         merged = pa.concat_tables([kept, incoming])
-    if not _ascending(merged.column(key)):
+    if not ascending(merged.column(key)):
         merged = merged.sort_by(key)
     # One chunk per column: the key checks read the keys as one array without copying them.
     return merged.combine_chunks()
-
-
-def _ascending(keys: pa.ChunkedArray) -> bool:
-    if keys.null_count or len(keys) < 2:
-        return keys.null_count == 0
-    values = keys.to_numpy()
-    return bool(np.all(values[1:] > values[:-1]))
 
 
 def _screen(table: str, rows: pa.Table, state: Mapping[str, pa.Table]) -> Reasons:

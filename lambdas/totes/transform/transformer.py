@@ -40,12 +40,12 @@ from totes.contracts.processed import (
 from totes.contracts.processed import KIND as PROCESSED_KIND
 from totes.contracts.warehouse import DIM_DATE, TABLES
 from totes.errors import CommitConflictError, LakeError, ObjectExistsError, TransformError
+from totes.keys import AscendingKeys, repeats_a_key
 from totes.lake import PARQUET_WRITE_OPTIONS, Lake, Payload, holds, parquet_bytes, read_parquet
 from totes.observability import log
 from totes.spool import on_local_disk
 from totes.tables import LOAD_ORDER, source_table
 from totes.transform.dates import DATE, calendar
-from totes.transform.keys import AscendingKeys, repeats_a_key
 from totes.transform.quarantine import CAPTURE_SEQ
 from totes.transform.rules import (
     FACT_SOURCES,

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from totes.transform.keys import AscendingKeys, is_known, repeats_a_key
+from totes.keys import AscendingKeys, ascending, is_known, repeats_a_key
 
 
 def _random_keys(rng: np.random.Generator, n: int, *, high: int, nulls: bool) -> pa.Array:
@@ -85,3 +85,14 @@ def test_ascending_keys_hold_only_for_keys_in_strict_order_across_slices(seed: i
     assert verdicts == sorted(verdicts, reverse=True)  # once out of order, it stays so
     if verdicts[-1]:
         assert not repeats_a_key(keys)
+
+
+def test_ascending_means_no_null_and_strictly_increasing_across_chunks() -> None:
+    def chunked(*parts: list[int | None]) -> pa.ChunkedArray:
+        return pa.chunked_array([pa.array(p, pa.int64()) for p in parts], pa.int64())
+
+    assert ascending(chunked([1, 2], [], [5, 9]))
+    assert ascending(pa.array([], pa.int64()))
+    assert not ascending(chunked([1, 2], [2, 3]))  # repeated across chunks
+    assert not ascending(chunked([1, 5], [4]))
+    assert not ascending(chunked([1, None, 3]))  # a null key is no order

@@ -1,10 +1,11 @@
 """Set operations on primary-key columns, by sorting instead of hashing (pure, no I/O).
 
-Arrow's hash kernels size their tables by the number of distinct values: ``count_distinct`` of
-1.6 million transaction ids took 432 MB of Arrow memory, and ``is_in`` against that many ids
-builds the same table again for every fact slice checked. Keys here cost 8 bytes each: the
-source's keys are integers, batches land in key order and the transform's state is kept sorted
-by key (:func:`totes.transform.rules.upsert`), so a check is a pass over sorted numbers.
+Shared by the extract, whose state is kept in key order, and the transform. Arrow's hash kernels
+size their tables by the number of distinct values: ``count_distinct`` of 1.6 million
+transaction ids took 432 MB of Arrow memory, and ``is_in`` against that many ids builds the
+same table again for every fact slice checked. Keys here cost 8 bytes each: the source's keys
+are integers, batches land in key order and the transform's state is kept sorted by key
+(:func:`totes.transform.rules.upsert`), so a check is a pass over sorted numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ def _values(keys: Keys) -> np.ndarray:
 
 def _strictly_ascending(values: np.ndarray) -> bool:
     return len(values) < 2 or bool(np.all(values[1:] > values[:-1]))
+
+
+def ascending(keys: Keys) -> bool:
+    """Whether ``keys`` hold no null and strictly increase, chunk by chunk, copying nothing."""
+    order = AscendingKeys()
+    chunks = keys.chunks if isinstance(keys, pa.ChunkedArray) else [keys]
+    return keys.null_count == 0 and all(order.follow(chunk) for chunk in chunks)
 
 
 def repeats_a_key(keys: Keys) -> bool:
