@@ -11,6 +11,7 @@ limits; write ``artifacts.json``.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import shutil
 import subprocess
@@ -191,6 +192,18 @@ def _trim(site: Path) -> dict[str, int]:
     for directory in sorted((p for p in site.rglob("*") if p.is_dir()), reverse=True):
         if not any(directory.iterdir()):
             directory.rmdir()
+    for name, path in sorted(zips.files_under(site).items()):
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in plan.DEBUG_INFO.patterns):
+            if shutil.which("strip") is None:
+                raise BuildError(
+                    "binutils' strip is needed to build the layers (apt-get install binutils)"
+                )
+            before = path.stat().st_size
+            _run(
+                ["strip", "--strip-debug", str(path)],
+                what=f"stripping debug information from {name}",
+            )
+            removed[plan.DEBUG_INFO.why] = before - path.stat().st_size
     return removed
 
 

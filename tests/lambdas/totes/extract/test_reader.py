@@ -1,16 +1,16 @@
+"""The psycopg side of the extract's reads: snapshot, change fingerprints and catalog."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 import psycopg
-import pyarrow as pa
 import pytest
 
 from totes.contracts.ingestion import Fingerprint
-from totes.errors import SourceError
 from totes.extract import reader
 from totes.settings import DbSettings
-from totes.tables import LOAD_ORDER, SOURCE_TABLES, source_table
+from totes.tables import LOAD_ORDER, SOURCE_TABLES
 
 T0 = datetime(2024, 1, 2, 9, 30, 0, 100000)
 TRICKY = [
@@ -36,57 +36,6 @@ def addresses(source_empty: DbSettings) -> DbSettings:
     return source_empty
 
 
-def _read(db: DbSettings, **kwargs: object) -> pa.Table:
-    with psycopg.connect(**db.conninfo()) as conn:
-        reader.begin_snapshot(conn)
-        batches = list(reader.stream_rows(conn, source_table("address"), [], **kwargs))  # type: ignore[arg-type]
-    return pa.Table.from_batches(batches)
-
-
-def test_values_survive_exactly_and_null_stays_apart_from_empty(addresses: DbSettings) -> None:
-    rows = _read(addresses, lower=None, upper=None)
-    assert rows.column("address_line_1").to_pylist() == TRICKY
-    assert rows.column("address_line_2").to_pylist() == [
-        text if i % 2 else None for i, text in enumerate(TRICKY, start=1)
-    ]
-    assert rows.column("district").null_count == len(TRICKY)
-    assert rows.column("created_at").type == pa.timestamp("ms")
-    assert rows.column("created_at")[0].as_py() == T0
-    hashes = rows.column("_content_hash").to_pylist()
-    assert all(len(h) == 16 for h in hashes)
-    assert len(set(hashes)) == len(TRICKY)  # "", "NULL" and NULL all hash apart
-
-
-def test_small_blocks_give_several_batches_with_the_same_rows(addresses: DbSettings) -> None:
-    with psycopg.connect(**addresses.conninfo()) as conn:
-        reader.begin_snapshot(conn)
-        batches = list(
-            reader.stream_rows(conn, source_table("address"), [], None, None, block_bytes=120)
-        )
-    assert len(batches) > 2
-    assert pa.Table.from_batches(batches).equals(_read(addresses, lower=None, upper=None))
-
-
-def test_a_drifted_column_is_read_but_left_out_of_the_content_hash(
-    addresses: DbSettings,
-) -> None:
-    before = _read(addresses, lower=None, upper=None)
-    with psycopg.connect(**addresses.conninfo(), autocommit=True) as conn:
-        conn.execute("ALTER TABLE address ADD COLUMN note text DEFAULT 'new'")
-    with psycopg.connect(**addresses.conninfo()) as conn:
-        reader.begin_snapshot(conn)
-        after = pa.Table.from_batches(
-            list(reader.stream_rows(conn, source_table("address"), ["note"], None, None))
-        )
-    assert after.column("note").to_pylist() == ["new"] * len(TRICKY)
-    assert after.column("_content_hash").equals(before.column("_content_hash"))
-
-
-def test_window_is_half_open(addresses: DbSettings) -> None:
-    rows = _read(addresses, lower=T0.replace(minute=2), upper=T0.replace(minute=4))
-    assert rows.column("address_id").to_pylist() == [2, 3]
-
-
 def test_tails_fingerprint_each_table_in_one_query(addresses: DbSettings) -> None:
     tables = [SOURCE_TABLES[name] for name in LOAD_ORDER]
     with psycopg.connect(**addresses.conninfo()) as conn:
@@ -98,15 +47,6 @@ def test_tails_fingerprint_each_table_in_one_query(addresses: DbSettings) -> Non
     assert found["address"] == Fingerprint(3, T0.replace(minute=5), 3 + 4 + 5)
     assert found["payment"] == Fingerprint(0, None, 0)
     assert {c.table for c in columns} == set(LOAD_ORDER)
-
-
-def test_missing_table_while_copying_is_a_source_error(source_empty: DbSettings) -> None:
-    with psycopg.connect(**source_empty.conninfo(), autocommit=True) as conn:
-        conn.execute("DROP TABLE payment")
-    with psycopg.connect(**source_empty.conninfo()) as conn:
-        reader.begin_snapshot(conn)
-        with pytest.raises(SourceError, match="table=payment"):
-            list(reader.stream_rows(conn, source_table("payment"), [], None, None))
 
 
 def test_catalog_speaks_the_information_schema_vocabulary(source_empty: DbSettings) -> None:

@@ -175,6 +175,17 @@ def test_pyarrow_is_trimmed_of_what_never_loads_and_keeps_what_does(built: Manif
     assert not [n for n in names if n.startswith(("python/pyarrow/include/", "python/numpy/f2py"))]
 
 
+def test_adbcs_driver_manager_ships_without_its_debug_information(built: Manifest) -> None:
+    with _zip(built.layers["postgres"].zip) as zf:
+        (library,) = [n for n in zf.namelist() if n.startswith("python/adbc_driver_manager/_lib.")]
+        data = zf.read(library)
+        assert "python/adbc_driver_postgresql/libadbc_driver_postgresql.so" in zf.namelist()
+    assert data.startswith(b"\x7fELF")
+    assert b".debug_info" not in data  # the section names are in the file's string table
+    assert b".dynsym" in data
+    assert len(data) < 4_000_000
+
+
 # --- the lock's versions -------------------------------------------------------------------------
 
 
