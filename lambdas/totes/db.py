@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import select
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg.abc import Buffer
+from psycopg.conninfo import make_conninfo
 from psycopg.copy import LibpqWriter
 
 from totes.errors import TotesError, reason
 from totes.settings import DbSettings
 
+if TYPE_CHECKING:
+    import adbc_driver_manager
+
 # SQLSTATE classes of a refused login: invalid password, invalid authorization.
 _REFUSED = ("28P01", "28000")
 
 
-def _credentials_refused(exc: psycopg.Error) -> bool:
+def _credentials_refused(exc: Exception) -> bool:
     # libpq reports a failed login before any result exists, so the SQLSTATE is often absent
     # and the server's message is the only sign.
-    return exc.sqlstate in _REFUSED or "authentication failed" in str(exc)
+    return getattr(exc, "sqlstate", None) in _REFUSED or "authentication failed" in str(exc)
 
 
 def connect(
@@ -35,6 +40,34 @@ def connect(
             **db.conninfo(application_name=application_name), autocommit=autocommit
         )
     except psycopg.OperationalError as exc:
+        failure = error(f"cannot connect to the {role} database {db.describe()}: {reason(exc)}")
+        failure.credentials_rejected = _credentials_refused(exc)
+        raise failure from None
+
+
+def connect_arrow(
+    db: DbSettings, *, error: type[TotesError], role: str, application_name: str = "totes"
+) -> tuple[adbc_driver_manager.AdbcDatabase, adbc_driver_manager.AdbcConnection]:
+    """Connect through the ADBC PostgreSQL driver (Arrow record batches out of a binary COPY),
+    with errors as :func:`connect` gives them. Autocommit: the caller opens its transaction.
+
+    The driver takes its settings only as one libpq connection string, so the password is in
+    that string for the length of this call; the driver's messages and these errors never
+    show it (tests/lambdas/totes/test_db.py)."""
+    # Imported here: only a read of table rows needs the driver, and a run with nothing new
+    # does not pay for loading it.
+    import adbc_driver_manager
+    import adbc_driver_postgresql
+
+    settings = db.conninfo(application_name=application_name)
+    try:
+        database = adbc_driver_postgresql.connect(make_conninfo("", **settings))
+        try:
+            return database, adbc_driver_manager.AdbcConnection(database)
+        except BaseException:
+            database.close()
+            raise
+    except adbc_driver_manager.Error as exc:
         failure = error(f"cannot connect to the {role} database {db.describe()}: {reason(exc)}")
         failure.credentials_rejected = _credentials_refused(exc)
         raise failure from None

@@ -29,6 +29,9 @@ def reason(exc: BaseException) -> str:
         text = "\n".join(part for part in parts if part)
     elif type(exc).__module__.startswith("psycopg"):
         text = str(exc)
+    elif type(exc).__module__.startswith("adbc_driver_manager"):
+        # The ADBC driver appends the whole query; the step and table already say which one.
+        text = str(exc).split("\nQuery was:", 1)[0]
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     lines = (" ".join(line.split()) for line in text.splitlines())

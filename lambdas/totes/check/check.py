@@ -17,8 +17,8 @@ from totes.check import reconcile
 from totes.contracts.ingestion import source_schema
 from totes.contracts.warehouse import DIM_DATE, DIMENSION_KEYS, DIMENSIONS, FACTS, WarehouseTable
 from totes.db import connect
-from totes.errors import SourceError, WarehouseError, reason
-from totes.extract.reader import begin_snapshot, stream_rows
+from totes.errors import WarehouseError, reason
+from totes.extract.rows import SnapshotRows
 from totes.load.loader import require_migrated
 from totes.load.merge import ident
 from totes.settings import DbSettings
@@ -30,11 +30,10 @@ from totes.transform.rules import model
 def read_source(db: DbSettings) -> dict[str, pa.Table]:
     """The current rows of the 11 source tables, with the exact landing types."""
     tables: dict[str, pa.Table] = {}
-    with connect(db, error=SourceError, role="source") as conn:
-        begin_snapshot(conn)
+    with SnapshotRows.open(db, snapshot=None, application_name="totes-check") as rows:
         for name in SOURCE_ORDER:
             spec = source_table(name)
-            batches = list(stream_rows(conn, spec, (), None, None))
+            batches = list(rows.stream(spec, (), None, None))
             schema = source_schema(name)  # NULLs where the source should have none: the
             # rules decide, as in the pipeline
             if batches:

@@ -40,6 +40,7 @@ from totes.extract import reader
 from totes.extract.capture import Captured, capture_table
 from totes.extract.drift import new_columns
 from totes.extract.plan import ExtractPlan, ExtractRequest
+from totes.extract.rows import SnapshotRows
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
 from totes.lake import BackgroundPuts, Lake, get_json
 from totes.observability import log
@@ -183,7 +184,7 @@ def previous_at(lake: Lake, manifest_key: str | None) -> Previous:
 
 
 def capture_planned(
-    conn: psycopg.Connection,
+    source: SnapshotRows,
     writes: Lake,
     plan: ExtractPlan,
     previous: Previous,
@@ -195,15 +196,13 @@ def capture_planned(
     assert plan.batch_id is not None, "a plan with tables to read has a batch id"
     spec = SOURCE_TABLES[name]
     extras = plan.extras.get(name, [])
-    rows = reader.stream_rows(
-        conn,
+    rows = source.stream(
         spec,
         extras,
         plan.lower(name),
         None if plan.full else naive_utc(plan.window_end),
     )
-    # Closed whatever happens: a COPY left open holds the connection, and leaving the connection
-    # would then wait on it for ever.
+    # Closed whatever happens: it stops the thread reading the rows.
     with contextlib.closing(rows), on_local_disk("extract", table=name):
         result = capture_table(
             rows,
@@ -339,9 +338,19 @@ def run_extract(
                 previous = pending_previous.result()
                 request = ExtractRequest(run_id, window_start, window_end, full_scan)
                 plan = plan_extract(conn, previous, request, settings, now=now)
-                for name in plan.tables:
-                    captured = capture_planned(conn, writes, plan, previous, name, Path(spool.name))
-                    entries[name] = captured.entry
+                if plan.tables:
+                    # The rows come through a second connection in this one's snapshot.
+                    with SnapshotRows.open(
+                        source,
+                        snapshot=reader.export_snapshot(conn),
+                        statement_timeout=settings.statement_timeout,
+                        application_name="totes-extract-rows",
+                    ) as rows:
+                        for name in plan.tables:
+                            captured = capture_planned(
+                                rows, writes, plan, previous, name, Path(spool.name)
+                            )
+                            entries[name] = captured.entry
             writes.flush()
         finally:
             pool.shutdown(wait=True)

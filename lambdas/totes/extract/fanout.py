@@ -30,6 +30,7 @@ from totes.errors import ObjectExistsError, SettingsError, SourceError, TotesErr
 from totes.extract import reader
 from totes.extract.extractor import capture_planned, finish_extract, plan_extract, previous_at
 from totes.extract.plan import ExtractPlan, ExtractRequest, plan_key, released_key
+from totes.extract.rows import SnapshotRows
 from totes.lake import BackgroundPuts, Lake, SameBytesPuts, get_json, put_json
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
@@ -169,14 +170,14 @@ def extract_table(
     writes = BackgroundPuts(SameBytesPuts(lake))
     spool = tempfile.TemporaryDirectory(prefix="totes-extract-")
     try:
-        with connect(
-            source, error=SourceError, role="source", application_name="totes-extract-table"
-        ) as conn:
-            reader.begin_snapshot(conn, settings.statement_timeout, snapshot=plan.snapshot)
-            captured = capture_planned(conn, writes, plan, previous, table, Path(spool.name))
+        with SnapshotRows.open(
+            source,
+            snapshot=plan.snapshot,
+            statement_timeout=settings.statement_timeout,
+            application_name="totes-extract-table",
+        ) as rows:
+            captured = capture_planned(rows, writes, plan, previous, table, Path(spool.name))
         writes.flush()
-    except psycopg.Error as exc:
-        raise SourceError(f"reading the source failed: {reason(exc)}", table=table) from None
     finally:
         writes.close()  # waits for every write, so the spool can go
         spool.cleanup()

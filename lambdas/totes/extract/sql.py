@@ -3,7 +3,8 @@
 Table and known column names come from the allow-list in :mod:`totes.tables`. The only other
 identifiers are columns that appeared in the source catalog (schema drift); they are quoted by
 doubling embedded quotes, the standard identifier escape, and never carry values. Every value
-(window bounds, table names used as labels) is a bound ``%s`` parameter.
+(window bounds, table names used as labels) is a bound parameter: ``%s`` for psycopg, ``$n``
+for the ADBC driver.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ COLUMNS_QUERY = (
     " ORDER BY c.relname, a.attnum"
 )
 
-SESSION_SETUP = "SET datestyle = 'ISO, YMD'; SET client_encoding = 'UTF8'"
+# Drifted columns are read as text, whose form for dates follows the session's datestyle.
+SESSION_SETUP = ("SET datestyle = 'ISO, YMD'", "SET client_encoding = 'UTF8'")
 
 
 def quote_identifier(name: str) -> str:
@@ -40,30 +42,47 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _where(lower: bool, upper: bool) -> str:
+# The window bounds of a row read are bound values: set as transaction-local settings by a
+# statement with parameters, then read by the row query with current_setting. The row query
+# itself takes no parameter, because the ADBC driver runs a query with parameters as a prepared
+# statement whose whole result libpq buffers (docs/performance.md), and streams one without.
+WINDOW_LOWER = "totes.window_lower"
+WINDOW_UPPER = "totes.window_upper"
+
+
+def _where(lower: str | None, upper: str | None) -> str:
     clauses = [
-        clause
-        for wanted, clause in (
-            (lower, '"last_updated" >= %s'),
-            (upper, '"last_updated" < %s'),
-        )
-        if wanted
+        f'"last_updated" {operator} {bound}'
+        for operator, bound in ((">=", lower), ("<", upper))
+        if bound is not None
     ]
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def copy_rows_sql(table: SourceTable, extras: Sequence[str], *, lower: bool, upper: bool) -> str:
-    """``COPY (SELECT ...) TO STDOUT`` in CSV: the landing columns in key order (the content hash
-    is computed afterwards, over the parsed columns: :mod:`totes.contracts.content_hash`).
+def _setting(name: str) -> str:
+    return f"current_setting('{name}')::timestamp"
 
-    CSV keeps NULL (unquoted empty) apart from the empty string (quoted), which the Arrow reader
-    relies on; ``lower``/``upper`` add the bound-parameter window on ``last_updated``."""
+
+def window_settings_sql(*, lower: bool, upper: bool) -> str | None:
+    """The statement that binds the window bounds a row query reads (``$1``, ``$2`` as text),
+    or None when the read has no bound."""
+    settings = [name for wanted, name in ((lower, WINDOW_LOWER), (upper, WINDOW_UPPER)) if wanted]
+    if not settings:
+        return None
+    calls = [f"set_config('{name}', ${i}, true)" for i, name in enumerate(settings, start=1)]
+    return f"SELECT {', '.join(calls)}"
+
+
+def rows_sql(table: SourceTable, extras: Sequence[str], *, lower: bool, upper: bool) -> str:
+    """The landing columns of ``table`` in key order, ``lower <= last_updated < upper`` where
+    asked, the bounds read from :func:`window_settings_sql`'s settings. The content hash is
+    computed afterwards, over the typed columns (:mod:`totes.contracts.content_hash`)."""
     columns = [c.select_expression for c in table.columns]
     columns += [f"{quote_identifier(name)}::text" for name in extras]
-    return (
-        f"COPY (SELECT {', '.join(columns)} FROM {table.quoted}{_where(lower, upper)}"
-        f' ORDER BY "{table.primary_key}") TO STDOUT (FORMAT csv)'
+    where = _where(
+        _setting(WINDOW_LOWER) if lower else None, _setting(WINDOW_UPPER) if upper else None
     )
+    return f'SELECT {", ".join(columns)} FROM {table.quoted}{where} ORDER BY "{table.primary_key}"'
 
 
 def tails_sql(
@@ -79,7 +98,7 @@ def tails_sql(
     for table, lower in zip(tables, lowers, strict=True):
         parts.append(
             f'SELECT %s::text, count(*), max("last_updated"), sum("{table.primary_key}")::text'
-            f" FROM {table.quoted}{_where(lower is not None, True)}"
+            f" FROM {table.quoted}{_where(None if lower is None else '%s', '%s')}"
         )
         params.append(table.name)
         if lower is not None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import psycopg
+import pytest
 from psycopg.copy import LibpqWriter
 
-from totes.db import FlushedCopyWriter
+from totes.db import FlushedCopyWriter, connect_arrow
+from totes.errors import SourceError
 from totes.settings import DbSettings
+from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
 
 MB = 1 << 20
 CHUNKS = 96  # one MB each: far more than a loopback socket's buffers hold
@@ -79,3 +84,52 @@ def test_psycopgs_own_copy_writer_buffers_what_the_server_does_not_read(
     fails and the writer can go."""
     accepted = _bytes_handed_to_a_stalled_copy(new_database("copybuffer"), LibpqWriter)
     assert accepted == CHUNKS * MB
+
+
+SECRET = "s3cret-pw-Xq7"  # noqa: S105 - a throwaway role's password, on a throwaway server
+
+
+@pytest.fixture
+def password_server() -> Iterator[TempCluster]:
+    """A server of its own whose login role must give its password."""
+    server = start_cluster()
+    try:
+        with psycopg.connect(**server.dsn().conninfo(), autocommit=True) as conn:
+            conn.execute(
+                f"CREATE ROLE rows_reader LOGIN PASSWORD '{SECRET}' IN ROLE {PASSWORD_LOGINS}"
+            )
+        yield server
+    finally:
+        server.stop()
+
+
+SECRET = "s3cret-pw-Xq7"
+
+
+def test_an_arrow_connection_takes_the_password_and_never_shows_it(
+    password_server: TempCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ADBC driver takes the password inside one connection string: a refused login must
+    not echo it (nor the wrong one tried), and must say the credentials were refused."""
+    right = replace(password_server.dsn(), user="rows_reader", password=SECRET)
+    database, connection = connect_arrow(right, error=SourceError, role="source")
+    connection.close()
+    database.close()
+    wrong = replace(right, password=SECRET + "-old")
+    with pytest.raises(SourceError, match="cannot connect to the source database") as raised:
+        connect_arrow(wrong, error=SourceError, role="source")
+    shown = f"{raised.value} {raised.value.__cause__} {raised.value.__context__} {caplog.text}"
+    assert "password authentication failed" in shown
+    assert SECRET not in shown
+    assert raised.value.credentials_rejected
+    with pytest.raises(SourceError) as refused:
+        connect_arrow(replace(right, port=_unused_port()), error=SourceError, role="source")
+    assert "Connection refused" in str(refused.value)
+    assert not refused.value.credentials_rejected
+    assert SECRET not in str(refused.value)
+
+
+def _unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

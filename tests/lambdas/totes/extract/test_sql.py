@@ -2,30 +2,42 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from totes.extract.sql import copy_rows_sql, quote_identifier, tails_sql
+from totes.extract.sql import quote_identifier, rows_sql, tails_sql, window_settings_sql
 from totes.tables import LOAD_ORDER, source_table
 
 
-def test_copy_reads_allow_listed_columns_with_enums_as_text() -> None:
-    statement = copy_rows_sql(source_table("payment_type"), [], lower=True, upper=True)
+def test_rows_read_allow_listed_columns_with_enums_as_text() -> None:
+    statement = rows_sql(source_table("payment_type"), [], lower=True, upper=True)
     assert statement == (
-        'COPY (SELECT "payment_type_id", "payment_type_name"::text, "created_at",'
+        'SELECT "payment_type_id", "payment_type_name"::text, "created_at",'
         ' "last_updated" FROM "payment_type"'
-        ' WHERE "last_updated" >= %s AND "last_updated" < %s'
-        ' ORDER BY "payment_type_id") TO STDOUT (FORMAT csv)'
+        " WHERE \"last_updated\" >= current_setting('totes.window_lower')::timestamp"
+        " AND \"last_updated\" < current_setting('totes.window_upper')::timestamp"
+        ' ORDER BY "payment_type_id"'
     )
 
 
 def test_window_clauses_follow_the_bounds_given() -> None:
     table = source_table("currency")
-    assert "WHERE" not in copy_rows_sql(table, [], lower=False, upper=False)
-    only_upper = copy_rows_sql(table, [], lower=False, upper=True)
-    assert ' WHERE "last_updated" < %s ORDER BY' in only_upper
-    assert only_upper.count("%s") == 1
+    assert "WHERE" not in rows_sql(table, [], lower=False, upper=False)
+    only_upper = rows_sql(table, [], lower=False, upper=True)
+    assert " WHERE \"last_updated\" < current_setting('totes.window_upper')" in only_upper
+    assert "window_lower" not in only_upper
+
+
+def test_window_settings_bind_each_bound_the_row_query_reads() -> None:
+    assert window_settings_sql(lower=False, upper=False) is None
+    assert window_settings_sql(lower=True, upper=True) == (
+        "SELECT set_config('totes.window_lower', $1, true),"
+        " set_config('totes.window_upper', $2, true)"
+    )
+    assert window_settings_sql(lower=False, upper=True) == (
+        "SELECT set_config('totes.window_upper', $1, true)"
+    )
 
 
 def test_drifted_columns_are_quoted_and_read_as_text() -> None:
-    statement = copy_rows_sql(source_table("currency"), ['odd"name'], lower=False, upper=False)
+    statement = rows_sql(source_table("currency"), ['odd"name'], lower=False, upper=False)
     assert '"last_updated", "odd""name"::text FROM' in statement
 
 

@@ -1,0 +1,264 @@
+"""Reading a table's rows as Arrow record batches, inside the run's snapshot.
+
+psycopg hands COPY data to Python one row per call, which held the extract to a third of a raw
+``COPY``; the ADBC PostgreSQL driver reads the result as a binary COPY in its C++ code and hands
+over Arrow record batches (docs/performance.md). The catalog, the change check and the snapshot
+export stay on psycopg (:mod:`totes.extract.reader`): this second connection joins the snapshot
+that one exported, so every table is still read as of one instant.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Generator, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import adbc_driver_manager
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from totes.contracts.content_hash import row_hashes
+from totes.contracts.ingestion import HASH_COLUMN
+from totes.db import connect_arrow
+from totes.errors import SourceError, reason
+from totes.extract.plan import snapshot_id
+from totes.extract.sql import SESSION_SETUP, rows_sql, window_settings_sql
+from totes.settings import DbSettings
+from totes.tables import SourceTable
+
+# The driver's target size of one record batch. At most two batches wait beside the one being
+# hashed and written, so this bounds most of the extract's fixed memory; 4 MB is where the COPY
+# blocks of the earlier reader stopped gaining (docs/performance.md).
+BATCH_BYTES = 4 << 20
+_BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"
+
+
+class SnapshotRows:
+    """One source connection in a read-only snapshot, reading one table's rows at a time."""
+
+    def __init__(
+        self,
+        database: adbc_driver_manager.AdbcDatabase,
+        connection: adbc_driver_manager.AdbcConnection,
+    ) -> None:
+        self._database = database
+        self._connection = connection
+
+    @classmethod
+    def open(
+        cls,
+        db: DbSettings,
+        *,
+        snapshot: str | None,
+        statement_timeout: timedelta | None = None,
+        application_name: str = "totes-extract",
+    ) -> SnapshotRows:
+        """Connect and begin a read-only REPEATABLE READ transaction. With ``snapshot`` (an id
+        exported by a session whose transaction is still open) it sees exactly what that one
+        sees, as ``pg_dump --jobs`` workers do; without, it takes a snapshot of its own."""
+        database, connection = connect_arrow(
+            db, error=SourceError, role="source", application_name=application_name
+        )
+        rows = cls(database, connection)
+        try:
+            rows._begin(snapshot, statement_timeout)
+        except BaseException:
+            rows.close()
+            raise
+        return rows
+
+    def _begin(self, snapshot: str | None, statement_timeout: timedelta | None) -> None:
+        try:
+            self._execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if snapshot is not None:
+                # SET TRANSACTION SNAPSHOT takes no parameter: the id is checked against the
+                # shape PostgreSQL exports (hex digits and dashes), so it cannot leave the quotes.
+                self._execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id(snapshot)}'")
+            for setup in SESSION_SETUP:
+                self._execute(setup)
+            if statement_timeout is not None:
+                milliseconds = int(statement_timeout.total_seconds() * 1000)
+                self._execute(
+                    "SELECT set_config('statement_timeout', $1, false)", [str(milliseconds)]
+                )
+        except adbc_driver_manager.Error as exc:
+            raise SourceError(f"preparing the source session failed: {reason(exc)}") from None
+
+    def _execute(self, query: str, params: Sequence[str] = ()) -> None:
+        statement = adbc_driver_manager.AdbcStatement(self._connection)
+        try:
+            statement.set_sql_query(query)
+            if params:
+                statement.bind(
+                    pa.record_batch(
+                        [pa.array([value], pa.string()) for value in params],
+                        names=[f"p{i}" for i in range(len(params))],
+                    )
+                )
+            statement.execute_update()
+        finally:
+            statement.close()
+
+    def stream(
+        self,
+        table: SourceTable,
+        extras: Sequence[str],
+        lower: datetime | None,
+        upper: datetime | None,
+        *,
+        batch_bytes: int = BATCH_BYTES,
+    ) -> Generator[pa.RecordBatch, None, None]:
+        """Rows of ``table`` with ``lower <= last_updated < upper`` (each bound optional) in key
+        order, with the exact landing types and their content hash.
+
+        The batches are read by a thread of their own (the driver works without the
+        interpreter lock), so that the next one arrives while this one is hashed and written.
+        Closing the generator early stops the read."""
+        types = landing_types(table, extras)
+        try:
+            window = window_settings_sql(lower=lower is not None, upper=upper is not None)
+            if window is not None:
+                self._execute(
+                    window, [_bound(value) for value in (lower, upper) if value is not None]
+                )
+            statement = adbc_driver_manager.AdbcStatement(self._connection)
+        except adbc_driver_manager.Error as exc:
+            raise _read_failed(exc, table) from None
+        try:
+            statement.set_sql_query(
+                rows_sql(table, extras, lower=lower is not None, upper=upper is not None)
+            )
+            statement.set_options(**{_BATCH_HINT: str(batch_bytes)})
+            handle, _ = statement.execute_query()
+            batches = pa.RecordBatchReader.from_stream(handle)
+        except adbc_driver_manager.Error as exc:
+            statement.close()
+            raise _read_failed(exc, table) from None
+        try:
+            for batch in _read_ahead(batches, table):
+                yield _with_hash(_landed(batch, types, table), table)
+        finally:
+            batches.close()
+            statement.close()
+
+    def close(self) -> None:
+        """End the transaction (read-only: nothing to keep) and the connection."""
+        try:
+            self._connection.close()
+        finally:
+            self._database.close()
+
+    def __enter__(self) -> SnapshotRows:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def landing_types(table: SourceTable, extras: Sequence[str]) -> dict[str, pa.DataType]:
+    """Column name to landing type, in read order; drifted columns are read as text."""
+    types = {c.name: c.arrow_type for c in table.columns}
+    types.update({name: pa.string() for name in extras})
+    return types
+
+
+def _bound(value: datetime) -> str:
+    # The query casts the setting with ::timestamp, which would drop an offset silently.
+    if value.tzinfo is not None:
+        raise ValueError(f"window bound {value} must be naive UTC")
+    return value.isoformat(sep=" ")
+
+
+def _read_failed(exc: BaseException, table: SourceTable) -> SourceError:
+    return SourceError(f"reading the source table failed: {reason(exc)}", table=table.name)
+
+
+def _landed(
+    batch: pa.RecordBatch, types: dict[str, pa.DataType], table: SourceTable
+) -> pa.RecordBatch:
+    """The driver's columns in the landing types: it gives integers as int32, timestamps in
+    microseconds and numeric as text (PostgreSQL's exact decimal form). The casts are safe: a
+    value that does not fit (a sub-millisecond timestamp, a price beyond numeric(10,2)) fails
+    the read instead of changing."""
+    columns = []
+    for column, wanted in zip(batch.columns, types.values(), strict=True):
+        if isinstance(column, pa.ExtensionArray):
+            column = column.storage
+        if column.type != wanted:
+            try:
+                column = pc.cast(column, wanted)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SourceError(
+                    f"a source value does not fit the landing type: {reason(exc)}",
+                    table=table.name,
+                ) from None
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=list(types))
+
+
+def _with_hash(batch: pa.RecordBatch, table: SourceTable) -> pa.RecordBatch:
+    """The rows with their content hash over the known columns (drifted ones excluded, so that a
+    column appearing later does not re-version every row)."""
+    hashes = row_hashes(batch, table.column_names)
+    return pa.RecordBatch.from_arrays(
+        [*batch.columns, hashes], names=[*batch.schema.names, HASH_COLUMN]
+    )
+
+
+_END = object()
+
+
+def _read_ahead(
+    batches: pa.RecordBatchReader, table: SourceTable
+) -> Generator[pa.RecordBatch, None, None]:
+    """The reader's batches, read by a thread of its own. At most two wait, so memory stays
+    bounded; closing the generator early stops the thread at its next hand-over."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            while True:
+                try:
+                    batch = batches.read_next_batch()
+                except StopIteration:
+                    hand_over(_END)
+                    return
+                if not hand_over(batch):
+                    return
+        except (pa.ArrowException, OSError, adbc_driver_manager.Error) as exc:
+            # The driver reports a failed COPY (a timeout, a dropped connection) this way.
+            hand_over(_read_failed(exc, table))
+        except BaseException as exc:  # handed over, to be raised in the caller's thread
+            hand_over(exc)
+
+    reader = threading.Thread(target=read, name="source-rows", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, pa.RecordBatch)
+            yield item
+    finally:
+        stop.set()
+        reader.join()
