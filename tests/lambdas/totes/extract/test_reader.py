@@ -13,26 +13,19 @@ from totes.settings import DbSettings
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
 
 T0 = datetime(2024, 1, 2, 9, 30, 0, 100000)
-TRICKY = [
-    "plain",
-    "",  # an empty string is a value, not NULL
-    'quote " and, comma',
-    "two\nlines",
-    "NULL",
-    "Café ünïcødé",
-]
 
 
 @pytest.fixture
 def addresses(source_empty: DbSettings) -> DbSettings:
+    """Six addresses, the i-th last updated at minute i."""
     with psycopg.connect(**source_empty.conninfo(), autocommit=True) as conn:
-        for i, text in enumerate(TRICKY, start=1):
-            conn.execute(
-                "INSERT INTO address (address_id, address_line_1, address_line_2, district, city,"
-                " postal_code, country, phone, created_at, last_updated)"
-                " VALUES (%s, %s, %s, NULL, 'c', 'p', 'k', 'ph', %s, %s)",
-                (i, text, text if i % 2 else None, T0, T0.replace(minute=i)),
-            )
+        conn.execute(
+            "INSERT INTO address (address_id, address_line_1, city, postal_code, country, phone,"
+            " created_at, last_updated)"
+            " SELECT i, 'a', 'c', 'p', 'k', 'ph', %s, %s + make_interval(mins => i - 30)"
+            " FROM generate_series(1, 6) i",
+            (T0, T0.replace(minute=30)),
+        )
     return source_empty
 
 
