@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pyarrow as pa
@@ -40,13 +40,15 @@ from totes.extract import reader
 from totes.extract.capture import Captured, capture_table
 from totes.extract.drift import new_columns
 from totes.extract.plan import ExtractPlan, ExtractRequest
-from totes.extract.rows import SnapshotRows
 from totes.extract.window import commit_clock, full_scan_due, lower_bound, naive_utc
 from totes.lake import BackgroundPuts, Lake, get_json
 from totes.observability import log
 from totes.settings import DbSettings, ExtractSettings
 from totes.spool import on_local_disk
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
+
+if TYPE_CHECKING:
+    from totes.extract.rows import SnapshotRows
 
 
 def committed_watermark(lake: Lake) -> datetime | None:
@@ -339,7 +341,10 @@ def run_extract(
                 request = ExtractRequest(run_id, window_start, window_end, full_scan)
                 plan = plan_extract(conn, previous, request, settings, now=now)
                 if plan.tables:
-                    # The rows come through a second connection in this one's snapshot.
+                    # The rows come through a second connection in this one's snapshot. Its
+                    # driver is loaded only here: a run with nothing new does not pay for it.
+                    from totes.extract.rows import SnapshotRows
+
                     with SnapshotRows.open(
                         source,
                         snapshot=reader.export_snapshot(conn),
