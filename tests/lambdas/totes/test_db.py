@@ -86,7 +86,7 @@ def test_psycopgs_own_copy_writer_buffers_what_the_server_does_not_read(
     assert accepted == CHUNKS * MB
 
 
-SECRET = "s3cret-pw-Xq7"  # noqa: S105 - a throwaway role's password, on a throwaway server
+SECRET = "s3cret-pw-Xq7"  # a throwaway role's password, on a throwaway server
 
 
 @pytest.fixture
@@ -101,9 +101,6 @@ def password_server() -> Iterator[TempCluster]:
         yield server
     finally:
         server.stop()
-
-
-SECRET = "s3cret-pw-Xq7"
 
 
 def test_an_arrow_connection_takes_the_password_and_never_shows_it(
