@@ -54,8 +54,7 @@ def connect_arrow(
     The driver takes its settings only as one libpq connection string, so the password is in
     that string for the length of this call; the driver's messages and these errors never
     show it (tests/lambdas/totes/test_db.py)."""
-    # Imported here: only a read of table rows needs the driver, and a run with nothing new
-    # does not pay for loading it.
+    # Imported here: the load and the lock import this module and never need the driver.
     import adbc_driver_manager
     import adbc_driver_postgresql
 

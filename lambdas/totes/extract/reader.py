@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import psycopg
-from psycopg import sql
 
 from totes.contracts.ingestion import Fingerprint
 from totes.errors import SourceError, reason
@@ -22,26 +21,12 @@ from totes.extract.sql import COLUMNS_QUERY, SESSION_SETUP, tails_sql
 from totes.tables import SourceTable
 
 
-def begin_snapshot(
-    conn: psycopg.Connection,
-    statement_timeout: timedelta | None = None,
-    *,
-    snapshot: str | None = None,
-) -> None:
-    """One read-only snapshot for every query of the run; each statement limited in time.
-
-    With ``snapshot`` (an id from :func:`export_snapshot` in another session whose transaction
-    is still open) this transaction sees exactly what that one sees, so that parallel workers
-    read all tables as of one instant, as ``pg_dump --jobs`` does."""
+def begin_snapshot(conn: psycopg.Connection, statement_timeout: timedelta | None = None) -> None:
+    """One read-only snapshot for every query of the run; each statement limited in time. The
+    row reader joins it through :func:`export_snapshot` (:mod:`totes.extract.rows`)."""
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     try:
-        if snapshot is not None:
-            # Must be the transaction's first statement; it takes no bound parameter, so the id
-            # is checked against the shape PostgreSQL exports and quoted as a literal.
-            conn.execute(
-                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id(snapshot)))
-            )
         for setup in SESSION_SETUP:
             conn.execute(setup)
         if statement_timeout is not None:
