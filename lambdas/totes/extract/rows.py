@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from totes.contracts.content_hash import row_hashes
-from totes.contracts.ingestion import HASH_COLUMN
+from totes.contracts.ingestion import HASH_COLUMN, landing_schema
 from totes.db import connect_arrow
 from totes.errors import SourceError, reason
 from totes.extract.plan import snapshot_id
@@ -116,7 +116,7 @@ class SnapshotRows:
         The batches are read by a thread of their own (the driver works without the
         interpreter lock), so that the next one arrives while this one is hashed and written.
         Closing the generator early stops the read."""
-        types = landing_types(table, extras)
+        types = _read_types(table, extras)
         try:
             window = window_settings_sql(lower=lower is not None, upper=upper is not None)
             if window is not None:
@@ -162,11 +162,12 @@ class SnapshotRows:
         self.close()
 
 
-def landing_types(table: SourceTable, extras: Sequence[str]) -> dict[str, pa.DataType]:
-    """Column name to landing type, in read order; drifted columns are read as text."""
-    types = {c.name: c.arrow_type for c in table.columns}
-    types.update({name: pa.string() for name in extras})
-    return types
+def _read_types(table: SourceTable, extras: Sequence[str]) -> dict[str, pa.DataType]:
+    """Column name to landing type, in the row query's order: the landing schema before its
+    hash and op columns (drifted columns as text)."""
+    schema = landing_schema(table, extras)
+    read = len(table.columns) + len(extras)
+    return dict(zip(schema.names[:read], schema.types[:read], strict=True))
 
 
 def _bound(value: datetime) -> str:
