@@ -11,7 +11,6 @@ limits; write ``artifacts.json``.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import shutil
 import subprocess
@@ -182,7 +181,8 @@ def _install(
 
 
 def _trim(site: Path) -> dict[str, int]:
-    """Remove what :data:`plan.TRIMS` names; bytes removed per rule."""
+    """Remove what :data:`plan.TRIMS` names and strip the debug information
+    :data:`plan.DEBUG_INFO` names; bytes removed per rule."""
     removed: dict[str, int] = {}
     for name, path in sorted(zips.files_under(site).items()):
         rule = plan.trimmed(name)
@@ -193,7 +193,7 @@ def _trim(site: Path) -> dict[str, int]:
         if not any(directory.iterdir()):
             directory.rmdir()
     for name, path in sorted(zips.files_under(site).items()):
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in plan.DEBUG_INFO.patterns):
+        if plan.debug_stripped(name):
             if shutil.which("strip") is None:
                 raise BuildError(
                     "binutils' strip is needed to build the layers (apt-get install binutils)"
@@ -203,7 +203,9 @@ def _trim(site: Path) -> dict[str, int]:
                 ["strip", "--strip-debug", str(path)],
                 what=f"stripping debug information from {name}",
             )
-            removed[plan.DEBUG_INFO.why] = before - path.stat().st_size
+            removed[plan.DEBUG_INFO.why] = (
+                removed.get(plan.DEBUG_INFO.why, 0) + before - path.stat().st_size
+            )
     return removed
 
 

@@ -111,12 +111,21 @@ DEBUG_INFO = Trim(
 )
 
 
+def _matches(path: str, rule: Trim) -> bool:
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in rule.patterns)
+
+
 def trimmed(path: str) -> Trim | None:
     """The rule that removes ``path`` (relative to python/), if any."""
     for rule in TRIMS:
-        if any(fnmatch.fnmatchcase(path, pattern) for pattern in rule.patterns):
+        if _matches(path, rule):
             return rule
     return None
+
+
+def debug_stripped(path: str) -> bool:
+    """Whether ``path`` (relative to python/) loses its debug information (:data:`DEBUG_INFO`)."""
+    return _matches(path, DEBUG_INFO)
 
 
 class PlanError(ValueError):

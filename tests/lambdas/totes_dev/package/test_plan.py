@@ -55,3 +55,10 @@ def test_a_package_two_layers_need_goes_in_the_one_every_function_takes() -> Non
 )
 def test_trim_rules(path: str, removed: bool) -> None:
     assert (plan.trimmed(path) is not None) is removed
+
+
+def test_only_adbcs_driver_manager_is_stripped_of_debug_information() -> None:
+    assert plan.debug_stripped("adbc_driver_manager/_lib.cpython-312-x86_64-linux-gnu.so")
+    assert not plan.debug_stripped("adbc_driver_postgresql/libadbc_driver_postgresql.so")
+    assert not plan.debug_stripped("pyarrow/libarrow.so.2500")
+    assert plan.trimmed("adbc_driver_manager/_lib.cpython-312-x86_64-linux-gnu.so") is None
