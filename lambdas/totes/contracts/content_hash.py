@@ -42,8 +42,10 @@ _ODD = _U64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio, odd
 _SEED = _U64(0x243F6A8885A308D3)  # digits of pi: any fixed value would do
 _NULL = _U64(0x13198A2E03707344)
 _S33 = _U64(33)
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
+# Each byte's two hex digits as one little-endian 16-bit word: a row's 16 digits are one lookup
+# per byte of its big-endian hash, a quarter of the work of a lookup per nibble.
+_DIGITS = b"0123456789abcdef"
+_BYTE_DIGITS = np.array([_DIGITS[b >> 4] | _DIGITS[b & 0xF] << 8 for b in range(256)], dtype="<u2")
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -124,7 +126,6 @@ def row_hashes(batch: pa.RecordBatch | pa.Table, columns: Sequence[str]) -> pa.S
 def _hex(values: np.ndarray) -> pa.StringArray:
     """uint64 values as 16 lowercase hex digits each, built as one buffer."""
     n = len(values)
-    nibbles = (values[:, None] >> _NIBBLE_SHIFTS) & _U64(0xF)
-    digits = np.ascontiguousarray(_HEX[nibbles.astype(np.intp)])
+    digits = _BYTE_DIGITS[values.astype(">u8").view(np.uint8)]
     offsets = np.arange(0, 16 * (n + 1), 16, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(digits.tobytes()))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(digits))

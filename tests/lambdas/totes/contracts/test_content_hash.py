@@ -4,10 +4,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from totes.contracts.content_hash import row_hashes
+from totes.contracts.content_hash import _hex, row_hashes
 
 SCHEMA = pa.schema(
     [
@@ -107,3 +108,9 @@ def test_a_type_without_a_definition_is_refused() -> None:
     table = pa.table({"x": pa.array([1.5])})
     with pytest.raises(TypeError, match="double"):
         row_hashes(table, ["x"])
+
+
+def test_hashes_are_written_as_sixteen_hex_digits_most_significant_first() -> None:
+    values = [0, 1, 0xF0, 0x0123456789ABCDEF, 0xFEDCBA9876543210, 2**64 - 1]
+    written = _hex(np.array(values, dtype=np.uint64)).to_pylist()
+    assert written == [format(v, "016x") for v in values]
