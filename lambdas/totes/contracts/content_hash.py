@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 SCHEME = "fmix64-v1"
 LEGACY_SCHEME = "md5-text"  # what a manifest without a ``content_hash`` field used
@@ -50,11 +49,14 @@ _BYTE_DIGITS = np.array([_DIGITS[b >> 4] | _DIGITS[b & 0xF] << 8 for b in range(
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """MurmurHash3 fmix64 on a uint64 array, in place (array arithmetic wraps modulo 2**64)."""
-    x ^= x >> _S33
+    shifted = x >> _S33  # the one temporary, reused: the hash's inputs can be a word per byte
+    x ^= shifted
     x *= _C1
-    x ^= x >> _S33
+    np.right_shift(x, _S33, out=shifted)
+    x ^= shifted
     x *= _C2
-    x ^= x >> _S33
+    np.right_shift(x, _S33, out=shifted)
+    x ^= shifted
     return x
 
 
@@ -68,6 +70,17 @@ def _fixed_words(
     return words[array.offset * per_value :].astype(np.uint64)
 
 
+def _bits(bitmap: pa.Buffer | None, array: pa.Array) -> np.ndarray:
+    """An Arrow bitmap (validity or boolean values) of ``array`` as a numpy bool array.
+
+    Unpacked here rather than by ``to_numpy``, which converts booleans through pandas and so
+    imports it: a third of a second and tens of megabytes in a process that needs no pandas."""
+    assert bitmap is not None
+    bits = np.frombuffer(bitmap, dtype=np.uint8)
+    unpacked = np.unpackbits(bits, count=array.offset + len(array), bitorder="little")
+    return unpacked[array.offset :].view(np.bool_)
+
+
 def _string_words(array: pa.Array) -> np.ndarray:
     offsets_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
     offsets_buffer, data = array.buffers()[1], array.buffers()[2]
@@ -79,10 +92,23 @@ def _string_words(array: pa.Array) -> np.ndarray:
     if last > first and data is not None:
         chunk = np.frombuffer(data, dtype=np.uint8, count=last)[first:]
         starts = offsets[:-1] - first
-        position = np.arange(last - first, dtype=np.int64) - np.repeat(starts, lengths)
-        per_byte = _mix((position.astype(np.uint64) << _U64(8)) | chunk.astype(np.uint64))
+        # One word per byte, built in place in ``running[1:]`` (a string's bytes are most of
+        # the rows' bytes, so every temporary here costs a copy of the data).
+        running = np.empty(last - first + 1, dtype=np.uint64)
+        running[0] = 0
+        per_byte = running[1:]
+        per_byte.fill(1)
+        # Each byte's position within its string, as a running sum of ones that each string's
+        # first byte resets to 0 (wrapping arithmetic: it adds 1 - the previous length).
+        began = starts[lengths > 0]
+        per_byte[began[1:]] = _U64(1) - lengths[lengths > 0][:-1].astype(np.uint64)
+        per_byte[0] = 0
+        np.cumsum(per_byte, out=per_byte)
+        per_byte <<= _U64(8)
+        per_byte |= chunk
+        _mix(per_byte)
         # Per-row sums from one running sum: sum(row) = total(end) - total(start).
-        running = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(per_byte)))
+        np.cumsum(running, out=running)
         sums = running[offsets[1:] - first] - running[starts]
     else:
         sums = np.zeros(len(array), dtype=np.uint64)
@@ -94,7 +120,8 @@ def _value_words(array: pa.Array) -> np.ndarray:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _string_words(array)
     if pa.types.is_boolean(kind):
-        return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), np.uint64)
+        # A NULL's word is replaced below, so whatever bit it holds does not matter.
+        return _bits(array.buffers()[1], array).astype(np.uint64)
     if pa.types.is_decimal128(kind):
         halves = _fixed_words(array, np.uint64, 2).reshape(-1, 2)
         return _mix(halves[:, 0] ^ _mix(halves[:, 1] + _ODD))
@@ -107,7 +134,7 @@ def _column_words(array: pa.Array, number: int) -> np.ndarray:
     # The column's number, folded in before mixing, sets each column's words (a NULL's apart).
     words = _mix(_value_words(array) + _U64(((number + 1) * int(_ODD)) % 2**64))
     if array.null_count:
-        words[np.asarray(array.is_null().to_numpy(zero_copy_only=False))] = _NULL
+        words[~_bits(array.buffers()[0], array)] = _NULL
     return words
 
 
