@@ -7,7 +7,7 @@ Objects written here stay invisible until the extractor commits the manifest.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 
 from totes.contracts.ingestion import (
     DELETE,
-    HASH_COLUMN,
     OP_COLUMN,
     UPSERT,
+    Fingerprint,
     TableEntry,
     Tail,
     data_key,
@@ -31,19 +31,21 @@ from totes.contracts.ingestion import (
 )
 from totes.errors import LakeError
 from totes.extract.diff import (
-    CAPTURED_SCHEMA,
     STATE_SCHEMA,
-    NewState,
-    StateIndex,
-    merge_state,
-    tail_fingerprint,
+    RangeDiff,
+    TailCount,
+    aligned,
+    diff_range,
 )
 from totes.extract.window import lower_bound
 from totes.lake import PARQUET_WRITE_OPTIONS, Lake, read_parquet
-from totes.tables import TIMESTAMP, SourceTable
+from totes.tables import SourceTable
 
-# Rows per row group of a state object (each slice of the captured rows gets its batch id then).
+# Rows per row group of a state object: also the most state rows a key range holds.
 STATE_ROW_GROUP_ROWS = 1 << 17
+# Landed rows are gathered to at least this many per row group: an incremental run's changed
+# rows come a few per key range, and a row group each would bloat the object.
+DATA_ROW_GROUP_ROWS = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,105 @@ class Captured:
     seconds: float
 
 
-def write_state(state: NewState, path: Path) -> None:
-    """The state object, written a slice at a time, so that the captured rows' batch id is never
-    spelled out for the whole table at once."""
-    with pq.ParquetWriter(path, STATE_SCHEMA, **PARQUET_WRITE_OPTIONS) as writer:
-        for part in state.slices(STATE_ROW_GROUP_ROWS):
-            writer.write_table(part)
+class RowGroups:
+    """A Parquet file written a row group at a time from parts of any size. The file is created
+    at the first row, so one that never gets a row never exists."""
+
+    def __init__(self, path: Path, schema: pa.Schema, rows: int) -> None:
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._group_rows = rows
+        self._parts: list[pa.Table] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, part: pa.Table | pa.RecordBatch) -> None:
+        if part.num_rows == 0:
+            return
+        table = pa.Table.from_batches([part]) if isinstance(part, pa.RecordBatch) else part
+        self._parts.append(table)
+        self._buffered += part.num_rows
+        self.rows += part.num_rows
+        if self._buffered >= self._group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._parts:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, **PARQUET_WRITE_OPTIONS)
+        group = pa.concat_tables(self._parts)
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        self._parts, self._buffered = [], 0
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+
+
+def state_pieces(path: Path | None) -> Iterator[pa.Table]:
+    """A state object's rows in key order, at most a row group's worth at a time."""
+    if path is None:
+        return
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=STATE_ROW_GROUP_ROWS):
+        yield pa.Table.from_batches([batch]).cast(STATE_SCHEMA)
+
+
+class NewStateFile:
+    """The state object after the batch, range by range.
+
+    It is begun at the first range that changes anything: until then the new state is the old
+    one row for row, so those rows are copied from the old object only then, and a table with
+    nothing to land writes no state at all. ``begun`` starts it at once (a re-hashed state must
+    be written even when nothing lands)."""
+
+    def __init__(self, path: Path, previous: Path | None, *, begun: bool = False) -> None:
+        self.out = RowGroups(path, STATE_SCHEMA, STATE_ROW_GROUP_ROWS)
+        self.begun = begun
+        self._previous = previous
+        self._carried_to: int | None = None  # the last key of the ranges passed unchanged
+
+    def add(self, part: RangeDiff) -> None:
+        if not self.begun and part.unchanged:
+            if part.state.num_rows:
+                self._carried_to = int(part.state.column("pk")[-1].as_py())
+            return
+        if not self.begun:
+            self.begun = True
+            if self._carried_to is not None:
+                self._copy_previous(self._carried_to)
+        self.out.add(part.state)
+
+    def _copy_previous(self, last_key: int) -> None:
+        for piece in state_pieces(self._previous):
+            keys = piece.column("pk").to_numpy()
+            within = int(np.searchsorted(keys, last_key, side="right"))
+            self.out.add(piece.slice(0, within))
+            if within < piece.num_rows:
+                return
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def _tail(path: Path | None, since: datetime | None) -> Fingerprint:
+    """The tail fingerprint of a state object on local disk, read a row group at a time."""
+    count = TailCount(since)
+    if path is not None:
+        for batch in pq.ParquetFile(path).iter_batches(columns=["pk", "last_updated"]):
+            count.add(batch)
+    return count.fingerprint()
+
+
+def _spooled(lake: Lake, key: str, path: Path) -> Path:
+    """The object ``key`` copied into a local file, streamed, never held whole."""
+    with path.open("wb") as sink:
+        lake.get_into(key, sink)
+    return path
 
 
 def _with_op(batch: pa.RecordBatch, schema: pa.Schema, op: str) -> pa.RecordBatch:
@@ -77,20 +172,53 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def tombstones(lake: Lake, table: SourceTable, vanished: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Deletion markers carrying the last captured values, read from the batch that captured
-    each vanished key (one read per batch, not per row)."""
+def tombstones(
+    lake: Lake, table: SourceTable, vanished: pa.Table, schema: pa.Schema, spool: Path
+) -> pa.Table:
+    """Deletion markers carrying the last captured values, in key order, read from the batch
+    that captured each vanished key: one streamed read per batch, not per row, and never a
+    whole object in memory."""
     parts: list[pa.Table] = []
+    pk = table.primary_key
     for batch_id in pc.unique(vanished.column("batch_id")).to_pylist():
         keys = vanished.filter(pc.equal(vanished.column("batch_id"), batch_id)).column("pk")
-        old = read_parquet(lake, data_key(table.name, batch_id))
-        rows = old.filter(pc.is_in(old.column(table.primary_key), value_set=keys.combine_chunks()))
-        rows = rows.drop_columns([OP_COLUMN]) if OP_COLUMN in rows.column_names else rows
-        rows = rows.append_column(OP_COLUMN, pa.repeat(pa.scalar(DELETE), rows.num_rows))
-        parts.append(_conform(rows, schema))
+        wanted = keys.combine_chunks()
+        path = _spooled(
+            lake, data_key(table.name, batch_id), spool / f"{table.name}.landed.parquet"
+        )
+        try:
+            for landed in pq.ParquetFile(path).iter_batches():
+                rows = pa.Table.from_batches([landed])
+                rows = rows.filter(pc.is_in(rows.column(pk), value_set=wanted))
+                if rows.num_rows == 0:
+                    continue
+                rows = rows.drop_columns([OP_COLUMN]) if OP_COLUMN in rows.column_names else rows
+                rows = rows.append_column(OP_COLUMN, pa.repeat(pa.scalar(DELETE), rows.num_rows))
+                parts.append(_conform(rows, schema))
+        finally:
+            path.unlink()
     if not parts:
         return schema.empty_table()
-    return pa.concat_tables(parts)
+    return pa.concat_tables(parts).sort_by(pk)
+
+
+def _with_tombstones(upserts: Path | None, deleted: pa.Table, out: RowGroups, pk: str) -> None:
+    """The landed upserts and the tombstones (both in key order) as one file in key order,
+    merged a row group of the upserts at a time."""
+    keys = deleted.column(pk).to_numpy()
+    taken = 0
+    batches = pq.ParquetFile(upserts).iter_batches() if upserts is not None else iter(())
+    for batch in batches:
+        last = batch.column(pk)[-1].as_py()
+        upto = int(np.searchsorted(keys, last, side="right"))
+        if upto == taken:
+            out.add(batch)
+            continue
+        rows = pa.Table.from_batches([batch]).cast(out.schema)
+        out.add(pa.concat_tables([rows, deleted.slice(taken, upto - taken)]).sort_by(pk))
+        taken = upto
+    out.add(deleted.slice(taken))
+    out.close()
 
 
 def rehashed(lake: Lake, table: SourceTable, state: pa.Table) -> pa.Table:
@@ -153,69 +281,54 @@ def capture_table(
     spool: Path,
     rehash: bool = False,
 ) -> Captured:
-    """Land the rows of ``batches`` that the state does not hold yet.
+    """Land the rows of ``batches`` (in key order) that the state does not hold yet.
 
     In a full scan the batches are the whole table: rows at or after ``upper`` only prove that a
     key is alive (the next incremental run captures them), and keys absent from the scan become
     tombstones. ``rehash`` (the committed state predates today's content hash) re-hashes the
-    state first and writes it even when nothing lands. The objects are built as files in
-    ``spool`` and written from there; the caller keeps them until its writes are done."""
+    state first and writes it even when nothing lands.
+
+    The old state is streamed from a local copy beside the source rows, one key range at a time
+    (:func:`totes.extract.diff.aligned`), and the data and new state objects are written as
+    they go: what is held is one range, whatever the table's size. The objects are built as
+    files in ``spool`` and written from there; the caller keeps them until its writes are done."""
     started = time.perf_counter()
     schema = landing_schema(table, extras)
-    state = (
-        read_parquet(lake, previous.state_key) if previous.state_key else STATE_SCHEMA.empty_table()
-    )
-    if rehash:
-        state = rehashed(lake, table, state)
-    index = StateIndex(state)
-    upper_scalar = pa.scalar(upper, TIMESTAMP)
     pk = table.primary_key
+    old_state: Path | None = None
+    if previous.state_key:
+        old_state = spool / f"{table.name}.old-state.parquet"
+        if rehash:
+            # One-off, when the hash definition changed: this holds the table's state whole.
+            state = rehashed(lake, table, read_parquet(lake, previous.state_key))
+            pq.write_table(state, old_state, **PARQUET_WRITE_OPTIONS)
+            del state
+        else:
+            _spooled(lake, previous.state_key, old_state)
 
-    # The data object grows in a file, not in a BytesIO whose reallocations held up to twice the
-    # object beside the blocks being read (40-50 MB of the extract's peak at scale 100), and is
-    # written to the lake from that file, never read back whole (docs/performance.md).
-    data_path = spool / f"{table.name}.parquet"
-    writer: pq.ParquetWriter | None = None
-    captured: list[pa.Table] = []
-    seen: list[np.ndarray] = []
-    upserts = 0
+    upserts = RowGroups(spool / f"{table.name}.parquet", schema, DATA_ROW_GROUP_ROWS)
+    new_state = NewStateFile(spool / f"{table.name}.state.parquet", old_state, begun=rehash)
+    vanished: list[pa.Table] = []
+    newest: datetime | None = None
     try:
-        for batch in batches:
-            keys = batch.column(pk)
-            if full_scan and len(index):
-                # Only needed to find vanished keys, which an empty state cannot have.
-                seen.append(keys.to_numpy(zero_copy_only=False))
-            mask = index.changed(keys, batch.column(HASH_COLUMN))
-            if full_scan:
-                mask = pc.and_(mask, pc.less(batch.column("last_updated"), upper_scalar))
-            # A first run keeps every row: then the batch itself is landed, without a filtered copy.
-            landed = batch if mask.true_count == len(mask) else batch.filter(mask)
-            if landed.num_rows == 0:
-                continue
-            if writer is None:
-                writer = pq.ParquetWriter(data_path, schema, **PARQUET_WRITE_OPTIONS)
-            writer.write_batch(_with_op(landed, schema, UPSERT))
-            upserts += landed.num_rows
-            captured.append(
-                pa.Table.from_arrays(
-                    [landed.column(pk), landed.column("last_updated"), landed.column(HASH_COLUMN)],
-                    schema=CAPTURED_SCHEMA,
-                )
-            )
+        for old, rows in aligned(state_pieces(old_state), batches, pk, table=table.name):
+            part = diff_range(old, rows, pk=pk, batch_id=batch_id, full_scan=full_scan, upper=upper)
+            if part.landed is not None:
+                upserts.add(_with_op(part.landed, schema, UPSERT))
+                latest = pc.max(part.landed.column("last_updated")).as_py()
+                newest = latest if newest is None else max(newest, latest)
+            if part.vanished.num_rows:
+                vanished.append(part.vanished.select(["pk", "batch_id"]))
+            new_state.add(part)
     finally:
-        if writer is not None:
-            writer.close()
-    # The parsed blocks and filtered copies are freed; return their pages before the state is
-    # serialised.
-    pa.default_memory_pool().release_unused()
+        upserts.close()
+        new_state.close()
 
     deleted = schema.empty_table()
-    if full_scan and len(index):
-        all_seen = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
-        deleted = tombstones(lake, table, index.missing_from(np.sort(all_seen)), schema)
-    del seen
+    if vanished:
+        deleted = tombstones(lake, table, pa.concat_tables(vanished), schema, spool)
 
-    if upserts == 0 and deleted.num_rows == 0 and not rehash:
+    if upserts.rows == 0 and deleted.num_rows == 0 and not rehash:
         # Nothing to land; refresh the fingerprint anyway (the overlap setting may have changed)
         # so that the next run can skip this table after a single query.
         since = lower_bound(previous.watermark, overlap)
@@ -223,46 +336,43 @@ def capture_table(
             watermark=previous.watermark,
             state_key=previous.state_key,
             schema=schema_json(schema),
-            tail=Tail(since, tail_fingerprint(state, since)),
+            tail=Tail(since, _tail(old_state, since)),
         )
         return Captured(entry, 0, time.perf_counter() - started)
 
+    data_path = upserts.path if upserts.rows else None
     if deleted.num_rows:
-        # Tombstones are known only after the whole scan; merge them in key order.
-        landed_rows = pq.read_table(data_path) if upserts else schema.empty_table()
-        data_path = spool / f"{table.name}.with-deletes.parquet"
-        merged = pa.concat_tables([landed_rows.cast(schema), deleted]).sort_by(pk)
-        pq.write_table(merged, data_path, **PARQUET_WRITE_OPTIONS)
-        del landed_rows, merged
+        # Tombstones are known only after the whole scan; merged into the upserts in key order.
+        merged = RowGroups(
+            spool / f"{table.name}.with-deletes.parquet", schema, DATA_ROW_GROUP_ROWS
+        )
+        _with_tombstones(data_path, deleted, merged, pk)
+        data_path = merged.path
     key: str | None = None
     data_bytes = 0
-    if upserts or deleted.num_rows:
+    if data_path is not None:
         key = data_key(table.name, batch_id)
         lake.put(key, data_path)
         data_bytes = data_path.stat().st_size
 
-    captured_state = pa.concat_tables(captured) if captured else CAPTURED_SCHEMA.empty_table()
-    del captured
-    new_state = merge_state(
-        state, captured_state, deleted.column(pk).to_numpy(zero_copy_only=False), batch_id
-    )
-    del state, index
     new_state_key = state_key(table.name, batch_id)
-    state_path = spool / f"{table.name}.state.parquet"
-    write_state(new_state, state_path)
-    lake.put(new_state_key, state_path)
+    if new_state.out.rows:
+        lake.put(new_state_key, new_state.out.path)
+    else:
+        # Every key left the source: an empty state, still written so the entry names one.
+        pq.write_table(STATE_SCHEMA.empty_table(), new_state.out.path, **PARQUET_WRITE_OPTIONS)
+        lake.put(new_state_key, new_state.out.path)
 
-    newest = pc.max(captured_state.column("last_updated")).as_py() if upserts else None
     watermark = max((w for w in (previous.watermark, newest) if w is not None), default=None)
     since = lower_bound(watermark, overlap)
     entry = TableEntry(
         key=key,
-        rows=upserts + deleted.num_rows,
-        upserts=upserts,
+        rows=upserts.rows + deleted.num_rows,
+        upserts=upserts.rows,
         deletes=deleted.num_rows,
         watermark=watermark,
         state_key=new_state_key,
         schema=schema_json(schema),
-        tail=Tail(since, tail_fingerprint(new_state.keys_and_times(), since)),
+        tail=Tail(since, _tail(new_state.out.path if new_state.out.rows else None, since)),
     )
     return Captured(entry, data_bytes, time.perf_counter() - started)

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from totes.batches import dated_key
 from totes.contracts.ingestion import TableEntry, landing_schema
-from totes.extract import capture
+from totes.extract import capture, diff
 from totes.extract.capture import capture_table
-from totes.extract.diff import CAPTURED_SCHEMA, STATE_SCHEMA, NewState
+from totes.extract.diff import STATE_SCHEMA
 from totes.lake import S3Lake, read_parquet
 from totes.tables import source_table
 
@@ -109,22 +108,56 @@ def test_nothing_new_writes_no_object(s3_lake: S3Lake) -> None:
     assert not s3_lake.exists(dated_key("currency", B2))
 
 
-def test_the_state_object_is_written_in_slices_in_the_state_schema(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def _state_rows(keys: list[int], batch_id: str) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"pk": k, "last_updated": T, "content_hash": f"h{k}", "batch_id": batch_id} for k in keys],
+        schema=STATE_SCHEMA,
+    )
+
+
+def test_row_groups_gather_small_parts_and_never_create_an_empty_file(tmp_path: Path) -> None:
+    out = capture.RowGroups(tmp_path / "state.parquet", STATE_SCHEMA, rows=3)
+    for keys in ([1], [2], [], [3, 4], [5]):
+        out.add(_state_rows(keys, B1))
+    out.close()
+    assert [g.num_rows for g in _row_groups(out.path)] == [4, 1]
+    assert pq.read_table(out.path).column("pk").to_pylist() == [1, 2, 3, 4, 5]
+
+    empty = capture.RowGroups(tmp_path / "none.parquet", STATE_SCHEMA, rows=3)
+    empty.add(_state_rows([], B1))
+    empty.close()
+    assert not empty.path.exists()
+
+
+def _row_groups(path: Path) -> list[pq.RowGroupMetaData]:
+    metadata = pq.ParquetFile(path).metadata
+    return [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+
+
+def test_a_new_state_begins_at_the_first_change_with_the_unchanged_rows_before_it(
+    tmp_path: Path,
 ) -> None:
-    old = pa.Table.from_pylist(
-        [{"pk": 1, "last_updated": T, "content_hash": "h1", "batch_id": B1}], schema=STATE_SCHEMA
-    )
-    captured = pa.Table.from_pylist(
-        [{"pk": k, "last_updated": T, "content_hash": f"h{k}"} for k in (2, 3, 4, 5)],
-        schema=CAPTURED_SCHEMA,
-    )
-    new = NewState(old, captured, B2)
-    monkeypatch.setattr(capture, "STATE_ROW_GROUP_ROWS", 2)
-    path = tmp_path / "state.parquet"
-    capture.write_state(new, path)
-    assert pq.ParquetFile(path).metadata.num_row_groups == 3
-    written = pq.read_table(path)
-    assert written.schema == STATE_SCHEMA
-    assert written.equals(new.table())
-    assert written.column("batch_id").to_pylist() == [B1, B2, B2, B2, B2]
+    previous = tmp_path / "old.parquet"
+    pq.write_table(_state_rows([1, 2, 3, 4, 5, 6], B1), previous, row_group_size=2)
+    pieces = list(capture.state_pieces(previous))
+    assert [p.num_rows for p in pieces] == [6]  # read back in pieces of STATE_ROW_GROUP_ROWS
+
+    new = capture.NewStateFile(tmp_path / "new.parquet", previous)
+    first, third = _state_rows([1, 2], B1), _state_rows([5, 6], B1)
+    new.add(diff.RangeDiff(None, STATE_SCHEMA.empty_table(), first, True))
+    assert not new.begun
+    replaced = pa.concat_tables([_state_rows([3], B1), _state_rows([4], B2)])
+    new.add(diff.RangeDiff(None, STATE_SCHEMA.empty_table(), replaced, False))
+    new.add(diff.RangeDiff(None, STATE_SCHEMA.empty_table(), third, True))
+    new.close()
+    assert new.begun
+    written = pq.read_table(new.out.path)
+    assert written.column("pk").to_pylist() == [1, 2, 3, 4, 5, 6]
+    assert written.column("batch_id").to_pylist() == [B1, B1, B1, B2, B1, B1]
+
+
+def test_a_table_with_nothing_new_writes_no_state(tmp_path: Path) -> None:
+    new = capture.NewStateFile(tmp_path / "new.parquet", None)
+    new.add(diff.RangeDiff(None, STATE_SCHEMA.empty_table(), _state_rows([1], B1), True))
+    new.close()
+    assert not new.out.path.exists()

@@ -1,24 +1,21 @@
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from totes.errors import LakeError, SourceError
 from totes.extract.diff import (
-    CAPTURED_SCHEMA,
     STATE_SCHEMA,
     Fingerprint,
-    NewState,
     StateIndex,
+    TailCount,
+    aligned,
+    diff_range,
     empty_state,
-    keys_ascend,
-    merge_state,
-    merge_state_sorted,
     tail_fingerprint,
-    with_batch_id,
 )
 
 
@@ -30,7 +27,17 @@ def _state(rows: list[tuple[int, datetime, str, str]]) -> pa.Table:
 
 T1 = datetime(2024, 1, 1, 10)
 T2 = datetime(2024, 1, 1, 11)
+UPPER = datetime(2024, 1, 2)
 STATE = _state([(1, T1, "h1", "b1"), (3, T1, "h3", "b1"), (5, T2, "h5", "b2")])
+SOURCE = pa.schema(
+    [("id", pa.int64()), ("last_updated", STATE_SCHEMA.field("last_updated").type)]
+).append(pa.field("_content_hash", pa.string()))
+
+
+def _rows(rows: list[tuple[int, datetime, str]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(
+        [dict(zip(SOURCE.names, row, strict=True)) for row in rows], schema=SOURCE
+    )
 
 
 def test_changed_flags_new_keys_and_new_hashes_only() -> None:
@@ -54,111 +61,153 @@ def test_missing_from_returns_vanished_state_rows() -> None:
     assert index.missing_from(np.array([], dtype=np.int64)).num_rows == 3
 
 
-def test_merge_replaces_captured_keys_drops_deleted_and_stays_sorted() -> None:
-    captured = _state([(0, T2, "h0", "b3"), (3, T2, "h3b", "b3")])
-    merged = merge_state(STATE, captured, np.array([5], dtype=np.int64), "b3").table()
-    assert merged.schema == STATE_SCHEMA
-    assert merged.to_pylist() == [
-        {"pk": 0, "last_updated": T2, "content_hash": "h0", "batch_id": "b3"},
-        {"pk": 1, "last_updated": T1, "content_hash": "h1", "batch_id": "b1"},
-        {"pk": 3, "last_updated": T2, "content_hash": "h3b", "batch_id": "b3"},
-    ]
-
-
 def test_tail_fingerprint_counts_rows_since_the_bound() -> None:
     assert tail_fingerprint(STATE, T2) == Fingerprint(1, T2, 5)
     assert tail_fingerprint(STATE, None) == Fingerprint(3, T2, 9)
     assert tail_fingerprint(STATE, datetime(2025, 1, 1)) == Fingerprint(0, None, 0)
 
 
-def _versions(keys: np.ndarray, batch_ids: list[str], start: datetime) -> pa.Table:
-    """State rows as a run would hold them: md5 hex hashes, rising times, several batches."""
-    rng = np.random.default_rng(7)
-    times = [start + timedelta(minutes=int(m)) for m in np.sort(rng.integers(0, 10_000, len(keys)))]
-    hashes = [hashlib.md5(f"{k}-{start}".encode(), usedforsecurity=False).hexdigest() for k in keys]
-    batches = [batch_ids[i % len(batch_ids)] for i in range(len(keys))]
-    return pa.Table.from_arrays(
-        [
-            pa.array(keys, pa.int64()),
-            pa.array(times, STATE_SCHEMA.field("last_updated").type),
-            pa.array(hashes),
-            pa.array(batches),
-        ],
-        schema=STATE_SCHEMA,
+def test_a_tail_summed_range_by_range_is_the_whole_tables() -> None:
+    count = TailCount(T1)
+    for offset in range(3):
+        count.add(STATE.slice(offset, 1))
+    assert count.fingerprint() == tail_fingerprint(STATE, T1)
+
+
+def test_a_range_lands_new_and_changed_rows_and_keeps_the_rest() -> None:
+    part = diff_range(
+        STATE,
+        _rows([(0, T2, "h0"), (1, T1, "h1"), (3, T2, "h3b")]),
+        pk="id",
+        batch_id="b3",
+        full_scan=False,
+        upper=UPPER,
     )
+    assert part.landed is not None
+    assert part.landed.column("id").to_pylist() == [0, 3]
+    assert part.vanished.num_rows == 0
+    assert not part.unchanged
+    assert part.state.to_pylist() == [
+        {"pk": 0, "last_updated": T2, "content_hash": "h0", "batch_id": "b3"},
+        {"pk": 1, "last_updated": T1, "content_hash": "h1", "batch_id": "b1"},
+        {"pk": 3, "last_updated": T2, "content_hash": "h3b", "batch_id": "b3"},
+        {"pk": 5, "last_updated": T2, "content_hash": "h5", "batch_id": "b2"},
+    ]
 
 
-def _captured_chunks(keys: np.ndarray, start: datetime, chunk: int) -> pa.Table:
-    """Captured rows as the reader yields them: one chunk per block, no batch id yet."""
-    rows = _versions(keys, ["unused"], start).select(CAPTURED_SCHEMA.names)
-    return pa.concat_tables([rows.slice(i, chunk) for i in range(0, rows.num_rows, chunk)])
+def test_a_full_scan_finds_vanished_keys_and_leaves_late_rows_for_the_next_run() -> None:
+    late = UPPER + timedelta(minutes=1)
+    part = diff_range(
+        STATE,
+        _rows([(1, T1, "h1"), (5, late, "h5-late")]),
+        pk="id",
+        batch_id="b3",
+        full_scan=True,
+        upper=UPPER,
+    )
+    assert part.landed is None
+    assert part.vanished.column("pk").to_pylist() == [3]
+    assert part.state.column("pk").to_pylist() == [1, 5]
+    assert part.state.column("content_hash").to_pylist() == ["h1", "h5"]
 
 
-def _general(state: pa.Table, captured: pa.Table, deleted: np.ndarray, batch_id: str) -> pa.Table:
-    return merge_state_sorted(state, with_batch_id(captured, batch_id), deleted)
+def test_a_range_the_source_has_no_rows_for() -> None:
+    kept = diff_range(STATE, None, pk="id", batch_id="b3", full_scan=False, upper=UPPER)
+    assert (kept.unchanged, kept.state) == (True, STATE)
+    gone = diff_range(STATE, None, pk="id", batch_id="b3", full_scan=True, upper=UPPER)
+    assert not gone.unchanged
+    assert gone.vanished == STATE
+    assert gone.state.num_rows == 0
 
 
-NO_KEYS = np.array([], dtype=np.int64)
-B_NEW = "20240301T090000000Z-0000abcd"
+def _pieces(table: pa.Table, size: int) -> list[pa.Table]:
+    return [table.slice(i, size) for i in range(0, table.num_rows, size)]
 
 
-@pytest.mark.parametrize("old_rows", [0, 2_000])
-def test_the_no_copy_merge_equals_the_general_merge(old_rows: int) -> None:
-    rng = np.random.default_rng(1)
-    keys = np.unique(rng.integers(1, 50_000, 5_000))
-    state = _versions(keys[:old_rows], ["20240101T0-a", "20240102T0-b", "20240103T0-c"], T1)
-    captured = _captured_chunks(keys[old_rows:], T2, chunk=700)
-
-    merged = merge_state(state, captured, NO_KEYS, B_NEW)
-
-    assert merged.carried is state  # kept as it is: the no-copy path was taken
-    expected = _general(state, captured, NO_KEYS, B_NEW)
-    assert merged.table().equals(expected)
-    assert merged.table().schema == STATE_SCHEMA
-    assert merged.num_rows == expected.num_rows == len(keys)
-    assert pa.concat_tables(list(merged.slices(333))).equals(expected)
-    assert merged.keys_and_times().equals(expected.select(["pk", "last_updated"]))
-    assert tail_fingerprint(merged.keys_and_times(), T2) == tail_fingerprint(expected, T2)
+def _batches(batch: pa.RecordBatch, size: int) -> list[pa.RecordBatch]:
+    return [batch.slice(i, size) for i in range(0, batch.num_rows, size)]
 
 
-@pytest.mark.parametrize("case", ["replaced", "interleaved", "unordered", "deleted"])
-def test_merges_that_need_the_sort_match_the_general_merge(case: str) -> None:
-    rng = np.random.default_rng(2)
-    keys = np.unique(rng.integers(1, 50_000, 3_000))
-    state = _versions(keys[:2_000], ["20240101T0-a", "20240102T0-b"], T1)
-    new = {
-        "replaced": keys[1_990:],  # ten keys of the state get a new version
-        "interleaved": keys[1::2],  # new keys between state keys
-        "unordered": keys[2_000:][::-1],
-        "deleted": keys[2_000:],
-    }[case]
-    deleted = keys[[3, 500]] if case == "deleted" else NO_KEYS
-    if case == "interleaved":
-        state = _versions(keys[::2], ["20240101T0-a"], T1)
-    captured = _captured_chunks(new, T2, chunk=400)
-
-    merged = merge_state(state, captured, deleted, B_NEW)
-
-    assert merged.captured.num_rows == 0  # the general path
-    table = merged.table()
-    assert table.equals(_general(state, captured, deleted, B_NEW))
-    assert keys_ascend([table])
-    assert not set(deleted) & set(table.column("pk").to_pylist())
+def test_aligned_pairs_the_same_key_ranges() -> None:
+    state = _state([(k, T1, f"h{k}", "b1") for k in (2, 4, 6, 8, 10)])
+    rows = _rows([(k, T1, f"h{k}") for k in (1, 4, 5, 11, 12)])
+    pairs = list(aligned(_pieces(state, 2), _batches(rows, 2), "id", table="t"))
+    seen = [
+        (p.column("pk").to_pylist(), [] if r is None else r.column("id").to_pylist())
+        for p, r in pairs
+    ]
+    # Each pair ends at the smaller last key of the two sides' current pieces.
+    assert seen == [([2, 4], [1, 4]), ([6, 8], [5]), ([10], []), ([], [11]), ([], [12])]
+    for state_part, rows_part in pairs:  # each pair covers a range no earlier pair did
+        assert state_part.num_rows or rows_part is not None
 
 
-def test_keys_ascend_across_tables_and_chunks() -> None:
-    def table(*chunks: list[int]) -> pa.Table:
-        column = pa.chunked_array([pa.array(c, pa.int64()) for c in chunks], pa.int64())
-        return pa.table({"pk": column})
-
-    assert keys_ascend([table([1, 2], [], [5]), table([7, 9])])
-    assert keys_ascend([table(), table([1])])
-    assert not keys_ascend([table([1, 2], [2, 3])])  # repeated across chunks
-    assert not keys_ascend([table([1, 3, 2])])
-    assert not keys_ascend([table([1, 5]), table([4])])
+def test_aligned_refuses_source_rows_out_of_key_order() -> None:
+    rows = [_rows([(1, T1, "a"), (3, T1, "b")]), _rows([(2, T1, "c")])]
+    with pytest.raises(SourceError, match="did not arrive in id order") as failure:
+        list(aligned([], rows, "id", table="payment"))
+    assert failure.value.table == "payment"
 
 
-def test_an_empty_new_state_is_an_empty_table() -> None:
-    empty = NewState(empty_state(), CAPTURED_SCHEMA.empty_table(), B_NEW)
-    assert empty.table().equals(empty_state())
-    assert list(empty.slices(10)) == []
+def test_aligned_refuses_a_state_out_of_key_order() -> None:
+    state = _state([(3, T1, "h", "b1"), (1, T1, "h", "b1")])
+    with pytest.raises(LakeError, match="not in key order"):
+        list(aligned([state], [], "id", table="payment"))
+
+
+def _reference(
+    state: pa.Table, rows: pa.RecordBatch, batch_id: str, full_scan: bool
+) -> tuple[list[int], list[int], list[dict[str, object]]]:
+    """The whole-table diff, written the plain way: landed keys, vanished keys, new state."""
+    old = {r["pk"]: r for r in state.to_pylist()}
+    landed, seen, new = [], set(), dict(old)
+    for row in rows.to_pylist():
+        seen.add(row["id"])
+        known = old.get(row["id"])
+        if known is not None and known["content_hash"] == row["_content_hash"]:
+            continue
+        if full_scan and row["last_updated"] >= UPPER:
+            continue
+        landed.append(row["id"])
+        new[row["id"]] = {
+            "pk": row["id"],
+            "last_updated": row["last_updated"],
+            "content_hash": row["_content_hash"],
+            "batch_id": batch_id,
+        }
+    vanished = sorted(k for k in old if full_scan and k not in seen)
+    for key in vanished:
+        del new[key]
+    return landed, vanished, [new[k] for k in sorted(new)]
+
+
+@pytest.mark.parametrize("full_scan", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_range_by_range_equals_the_whole_table_diff(full_scan: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(1, 3_000, 1_200))
+    in_state = keys[rng.random(len(keys)) < 0.6]
+    in_source = keys[rng.random(len(keys)) < 0.7]
+    state = _state([(int(k), T1, f"h{k}", f"b{k % 3}") for k in in_state])
+    edited = rng.random(len(in_source)) < 0.2
+    late = rng.random(len(in_source)) < 0.05
+    rows = _rows(
+        [
+            (int(k), UPPER if is_late else T2, f"h{k}x" if is_edited else f"h{k}")
+            for k, is_edited, is_late in zip(in_source, edited, late, strict=True)
+        ]
+    )
+    landed: list[int] = []
+    vanished: list[int] = []
+    new_state: list[dict[str, object]] = []
+    pieces = _pieces(state, int(rng.integers(1, 200)))
+    for old, part_rows in aligned(
+        pieces, _batches(rows, int(rng.integers(1, 200))), "id", table="t"
+    ):
+        part = diff_range(old, part_rows, pk="id", batch_id="new", full_scan=full_scan, upper=UPPER)
+        landed += [] if part.landed is None else part.landed.column("id").to_pylist()
+        vanished += part.vanished.column("pk").to_pylist()
+        new_state += part.state.to_pylist()
+        if part.unchanged:
+            assert part.state.to_pylist() == old.to_pylist()
+    assert (landed, vanished, new_state) == _reference(state, rows, "new", full_scan)
