@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from totes.contracts.ingestion import HASH_COLUMN, Fingerprint
 from totes.errors import LakeError, SourceError
-from totes.keys import AscendingKeys
+from totes.keys import AscendingKeys, is_known
 from totes.tables import TIMESTAMP
 
 STATE_SCHEMA = pa.schema(
@@ -45,14 +45,6 @@ def _keys(part: pa.Table | pa.RecordBatch, name: str) -> np.ndarray:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     return np.asarray(column.to_numpy(zero_copy_only=False))
-
-
-def _among(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Per value, whether it is in ``sorted_keys`` (a binary search each, no hash table)."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
-    return np.asarray(sorted_keys[at] == values)
 
 
 class StateIndex:
@@ -80,7 +72,7 @@ class StateIndex:
         """State rows whose key is not among ``seen_keys`` (sorted): vanished from the source."""
         if len(self.keys) == 0 or len(seen_keys) == 0:
             return self.state
-        return self.state.filter(pa.array(~_among(self.keys, seen_keys)))
+        return self.state.filter(pc.invert(is_known(self.state.column("pk"), pa.array(seen_keys))))
 
 
 def with_batch_id(captured: pa.Table, batch_id: str) -> pa.Table:
@@ -194,9 +186,8 @@ def diff_range(
     )
     if len(index) == 0:
         return RangeDiff(landed, vanished, captured, False)
-    gone = np.concatenate([_keys(landed, pk), _keys(vanished, "pk")])
-    gone.sort()
-    kept = old.filter(pa.array(~_among(index.keys, gone)))
+    gone = pa.array(np.concatenate([_keys(landed, pk), _keys(vanished, "pk")]))
+    kept = old.filter(pc.invert(is_known(old.column("pk"), gone)))
     state = captured if kept.num_rows == 0 else pa.concat_tables([kept, captured]).sort_by("pk")
     return RangeDiff(landed if landed.num_rows else None, vanished, state, False)
 
