@@ -142,6 +142,16 @@ def start_cluster() -> TempCluster:
     return cluster
 
 
+def create_password_login(conn: psycopg.Connection, role: str, password: str) -> None:
+    """A login role that must give ``password``: it joins :data:`PASSWORD_LOGINS`, the group
+    this server's ``pg_hba.conf`` asks a password of (everyone else logs in by trust)."""
+    conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+            sql.Identifier(role), sql.Literal(password), sql.Identifier(PASSWORD_LOGINS)
+        )
+    )
+
+
 def recreate_database(admin: DbSettings, name: str) -> DbSettings:
     """Drop and create an empty database on the server ``admin`` points at."""
     with psycopg.connect(**admin.conninfo(), autocommit=True) as conn:

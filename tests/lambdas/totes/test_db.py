@@ -15,7 +15,7 @@ from psycopg.copy import LibpqWriter
 from totes.db import FlushedCopyWriter, connect_arrow
 from totes.errors import SourceError
 from totes.settings import DbSettings
-from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
+from totes_dev.devstack.postgres import TempCluster, create_password_login, start_cluster
 
 MB = 1 << 20
 CHUNKS = 96  # one MB each: far more than a loopback socket's buffers hold
@@ -95,9 +95,7 @@ def password_server() -> Iterator[TempCluster]:
     server = start_cluster()
     try:
         with psycopg.connect(**server.dsn().conninfo(), autocommit=True) as conn:
-            conn.execute(
-                f"CREATE ROLE rows_reader LOGIN PASSWORD '{SECRET}' IN ROLE {PASSWORD_LOGINS}"
-            )
+            create_password_login(conn, "rows_reader", SECRET)
         yield server
     finally:
         server.stop()

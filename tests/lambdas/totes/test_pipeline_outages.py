@@ -37,8 +37,8 @@ from totes_dev.devstack.deploy import (
     subscribe_queue,
 )
 from totes_dev.devstack.postgres import (
-    PASSWORD_LOGINS,
     TempCluster,
+    create_password_login,
     recreate_database,
     start_cluster,
 )
@@ -64,7 +64,7 @@ def servers() -> Iterator[Servers]:
         create_schema(source)
         generate(source, scale=0.05, seed=5)
         with psycopg.connect(**warehouse_cluster.dsn().conninfo(), autocommit=True) as conn:
-            conn.execute(f"CREATE ROLE loader LOGIN PASSWORD 'first' IN ROLE {PASSWORD_LOGINS}")
+            create_password_login(conn, "loader", "first")
             conn.execute("CREATE DATABASE warehouse OWNER loader")
         warehouse = DbSettings("127.0.0.1", warehouse_cluster.port, "loader", "first", "warehouse")
         yield Servers(source_cluster, warehouse_cluster, source, warehouse)

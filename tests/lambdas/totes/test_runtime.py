@@ -16,7 +16,7 @@ from totes.errors import WarehouseError
 from totes.load.handler import lambda_handler
 from totes.runtime import per_container, reset_container
 from totes_dev.devstack.aws import LambdaContext, MotoStack
-from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
+from totes_dev.devstack.postgres import TempCluster, create_password_login, start_cluster
 
 CONTEXT = LambdaContext("totes-test-load")
 
@@ -62,7 +62,7 @@ def test_a_warm_handler_recovers_from_a_password_rotation_by_re_reading_its_secr
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with psycopg.connect(**cluster.dsn().conninfo(), autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE loader LOGIN PASSWORD 'first' IN ROLE {PASSWORD_LOGINS}")
+        create_password_login(conn, "loader", "first")
         conn.execute("CREATE DATABASE warehouse OWNER loader")
     secret_id = f"totes/test-{uuid.uuid4().hex[:8]}/warehouse-db"
     secrets = boto3.client("secretsmanager")

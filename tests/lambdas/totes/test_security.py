@@ -33,7 +33,7 @@ from totes.settings import DbSettings, ExtractSettings
 from totes.tables import source_table
 from totes_dev.devstack.aws import MotoStack
 from totes_dev.devstack.deploy import database_environment, deploy, read_alerts, subscribe_queue
-from totes_dev.devstack.postgres import PASSWORD_LOGINS, TempCluster, start_cluster
+from totes_dev.devstack.postgres import TempCluster, create_password_login, start_cluster
 from totes_dev.source.generate import generate
 from totes_dev.source.schema import create_schema
 
@@ -73,9 +73,7 @@ def cluster() -> Iterator[TempCluster]:
     server = start_cluster()
     try:
         with psycopg.connect(**server.dsn().conninfo(), autocommit=True) as conn:
-            conn.execute(
-                f"CREATE ROLE pipeline LOGIN PASSWORD '{PASSWORD}' IN ROLE {PASSWORD_LOGINS}"
-            )
+            create_password_login(conn, "pipeline", PASSWORD)
             conn.execute("CREATE DATABASE totesys OWNER pipeline")
             conn.execute("CREATE DATABASE warehouse OWNER pipeline")
         yield server

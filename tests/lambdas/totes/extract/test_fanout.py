@@ -25,7 +25,7 @@ from totes.extract.plan import ExtractRequest, plan_key
 from totes.lake import Lake, LocalLake, SameBytesPuts, get_json, read_parquet
 from totes.settings import DbSettings, ExtractSettings
 from totes.tables import LOAD_ORDER
-from totes_dev.devstack.postgres import PASSWORD_LOGINS
+from totes_dev.devstack.postgres import create_password_login
 
 SETTINGS = ExtractSettings(timedelta(minutes=10), "on-demand")
 END = datetime(2030, 1, 1, tzinfo=UTC)
@@ -260,7 +260,7 @@ def test_a_holder_refused_by_the_source_leaves_the_plan_to_its_retry(
 ) -> None:
     role = f"rotated_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(**pg_admin.conninfo(), autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'current' IN ROLE {PASSWORD_LOGINS}")
+        create_password_login(conn, role, "current")
     lake = LocalLake(tmp_path / "lake")
     # A password rotated since the secret was cached: the handler re-reads it and runs again.
     stale = DbSettings(source_small.host, source_small.port, role, "old", source_small.database)
