@@ -39,6 +39,7 @@ from totes.extract.diff import (
 )
 from totes.extract.window import lower_bound
 from totes.lake import PARQUET_WRITE_OPTIONS, Lake, read_parquet
+from totes.spool import RowGroups, spooled
 from totes.tables import SourceTable
 
 # Rows per row group of a state object: also the most state rows a key range holds.
@@ -53,46 +54,6 @@ class Captured:
     entry: TableEntry
     bytes: int
     seconds: float
-
-
-class RowGroups:
-    """A Parquet file written a row group at a time from parts of any size. The file is created
-    at the first row, so one that never gets a row never exists."""
-
-    def __init__(self, path: Path, schema: pa.Schema, rows: int) -> None:
-        self.path = path
-        self.schema = schema
-        self.rows = 0
-        self._group_rows = rows
-        self._parts: list[pa.Table] = []
-        self._buffered = 0
-        self._writer: pq.ParquetWriter | None = None
-
-    def add(self, part: pa.Table | pa.RecordBatch) -> None:
-        if part.num_rows == 0:
-            return
-        table = pa.Table.from_batches([part]) if isinstance(part, pa.RecordBatch) else part
-        self._parts.append(table)
-        self._buffered += part.num_rows
-        self.rows += part.num_rows
-        if self._buffered >= self._group_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._parts:
-            return
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, **PARQUET_WRITE_OPTIONS)
-        group = pa.concat_tables(self._parts)
-        self._writer.write_table(group, row_group_size=group.num_rows)
-        self._parts, self._buffered = [], 0
-
-    def close(self) -> None:
-        try:
-            self._flush()
-        finally:
-            if self._writer is not None:
-                self._writer.close()
 
 
 def state_pieces(path: Path | None) -> Iterator[pa.Table]:
@@ -149,13 +110,6 @@ def _tail(path: Path | None, since: datetime | None) -> Fingerprint:
     return count.fingerprint()
 
 
-def _spooled(lake: Lake, key: str, path: Path) -> Path:
-    """The object ``key`` copied into a local file, streamed, never held whole."""
-    with path.open("wb") as sink:
-        lake.get_into(key, sink)
-    return path
-
-
 def _with_op(batch: pa.RecordBatch, schema: pa.Schema, op: str) -> pa.RecordBatch:
     columns = [*batch.columns, pa.repeat(pa.scalar(op), batch.num_rows)]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
@@ -183,9 +137,7 @@ def tombstones(
     for batch_id in pc.unique(vanished.column("batch_id")).to_pylist():
         keys = vanished.filter(pc.equal(vanished.column("batch_id"), batch_id)).column("pk")
         wanted = keys.combine_chunks()
-        path = _spooled(
-            lake, data_key(table.name, batch_id), spool / f"{table.name}.landed.parquet"
-        )
+        path = spooled(lake, data_key(table.name, batch_id), spool / f"{table.name}.landed.parquet")
         try:
             for landed in pq.ParquetFile(path).iter_batches():
                 rows = pa.Table.from_batches([landed])
@@ -304,7 +256,7 @@ def capture_table(
             pq.write_table(state, old_state, **PARQUET_WRITE_OPTIONS)
             del state
         else:
-            _spooled(lake, previous.state_key, old_state)
+            spooled(lake, previous.state_key, old_state)
 
     upserts = RowGroups(spool / f"{table.name}.parquet", schema, DATA_ROW_GROUP_ROWS)
     new_state = NewStateFile(spool / f"{table.name}.state.parquet", old_state, begun=rehash)

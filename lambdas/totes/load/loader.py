@@ -32,7 +32,7 @@ from totes.load import merge
 from totes.load.migrations import WAREHOUSE_LOCK, apply_pending, missing
 from totes.observability import log
 from totes.settings import DbSettings
-from totes.spool import on_local_disk
+from totes.spool import on_local_disk, spooled
 
 LEDGER_TABLE = "warehouse_batch_ledger"
 # Rows decoded and encoded as CSV at a time while a table is copied: the load holds one such
@@ -164,13 +164,13 @@ def stage_batch(
         data_key = (entry or {}).get("key")
         if not data_key:
             continue
-        spooled = spool / f"{name}.parquet"  # names are allow-listed by the check above
-        with on_local_disk("load", table=name, key=data_key), spooled.open("wb") as sink:
-            processed.get_into(data_key, sink)
-        with _parquet_file(TABLES[name], spooled, key=data_key) as opened:
+        path = spool / f"{name}.parquet"  # names are allow-listed by the check above
+        with on_local_disk("load", table=name, key=data_key):
+            spooled(processed, data_key, path)
+        with _parquet_file(TABLES[name], path, key=data_key) as opened:
             if TABLES[name].is_fact and (found := _newest_change_in(opened)) is not None:
                 newest.append(found)
-        files[name] = (data_key, spooled)
+        files[name] = (data_key, path)
     return StagedBatch(manifest_key, batch_id, sequence, files, max(newest, default=None))
 
 

@@ -115,20 +115,6 @@ def _state_rows(keys: list[int], batch_id: str) -> pa.Table:
     )
 
 
-def test_row_groups_gather_small_parts_and_never_create_an_empty_file(tmp_path: Path) -> None:
-    out = capture.RowGroups(tmp_path / "state.parquet", STATE_SCHEMA, rows=3)
-    for keys in ([1], [2], [], [3, 4], [5]):
-        out.add(_state_rows(keys, B1))
-    out.close()
-    assert [g.num_rows for g in _row_groups(out.path)] == [4, 1]
-    assert pq.read_table(out.path).column("pk").to_pylist() == [1, 2, 3, 4, 5]
-
-    empty = capture.RowGroups(tmp_path / "none.parquet", STATE_SCHEMA, rows=3)
-    empty.add(_state_rows([], B1))
-    empty.close()
-    assert not empty.path.exists()
-
-
 def _row_groups(path: Path) -> list[pq.RowGroupMetaData]:
     metadata = pq.ParquetFile(path).metadata
     return [metadata.row_group(i) for i in range(metadata.num_row_groups)]
