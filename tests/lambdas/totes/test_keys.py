@@ -1,13 +1,23 @@
-"""The sort-based key checks answer exactly what Arrow's hash kernels answer."""
+"""The sort-based key checks answer exactly what Arrow's hash kernels answer, and key-ordered
+streams merge into what replacing rows by key in one table gives."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from totes.keys import AscendingKeys, ascending, is_known, repeats_a_key
+from totes.keys import (
+    AscendingKeys,
+    KeySet,
+    ascending,
+    is_known,
+    merged_by_key,
+    repeats_a_key,
+)
 
 
 def _random_keys(rng: np.random.Generator, n: int, *, high: int, nulls: bool) -> pa.Array:
@@ -96,3 +106,59 @@ def test_ascending_means_no_null_and_strictly_increasing_across_chunks() -> None
     assert not ascending(chunked([1, 2], [2, 3]))  # repeated across chunks
     assert not ascending(chunked([1, 5], [4]))
     assert not ascending(chunked([1, None, 3]))  # a null key is no order
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_key_set_contains_exactly_its_keys_and_unions_agree_with_sets(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    high = int(rng.integers(2, 300))
+    # Keys in long runs, as sequences give them, with random gaps and repeats.
+    parts = [
+        _random_keys(rng, int(rng.integers(0, 40)), high=high, nulls=seed % 2 == 0)
+        for _ in range(3)
+    ]
+    runs = pa.array(np.arange(int(rng.integers(0, high)), high), pa.int64())
+    parts.append(runs.filter(pa.array(rng.random(len(runs)) < 0.9)))
+    ids = _random_keys(rng, 200, high=high + 5, nulls=True)
+    sets = [KeySet.of(part) for part in parts]
+    for part, key_set in zip(parts, sets, strict=True):
+        assert key_set.contains(ids) == pc.is_in(ids, value_set=pc.drop_null(part))
+        assert len(key_set) == len(pc.unique(pc.drop_null(part)))
+    every = pc.drop_null(pa.concat_arrays(parts))
+    union = KeySet.union(*sets, None)
+    assert union.contains(ids) == pc.is_in(ids, value_set=every)
+    assert len(union) == len(pc.unique(every))
+    assert union.contains(pa.chunked_array([ids[:50], ids[50:]])) == union.contains(ids)
+    assert KeySet.union().contains(ids).to_pylist() == [False] * len(ids)
+
+
+def test_a_key_set_of_consecutive_keys_is_one_run() -> None:
+    assert KeySet.of(pa.array(np.arange(1, 1_000_001), pa.int64())).runs == 1
+    split = KeySet.union(KeySet.of(pa.array([4, 5, 6])), KeySet.of(pa.array([1, 2, 3, 9])))
+    assert (split.runs, len(split)) == (2, 7)
+
+
+def _table(keys: list[int], tag: str) -> pa.Table:
+    return pa.table(
+        {"id": pa.array(keys, pa.int64()), "tag": pa.array([tag] * len(keys), pa.string())}
+    )
+
+
+def _cut(rng: np.random.Generator, table: pa.Table) -> list[pa.Table]:
+    cuts = sorted(int(c) for c in rng.integers(0, table.num_rows + 1, int(rng.integers(0, 4))))
+    bounds = [0, *cuts, table.num_rows]
+    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_merged_by_key_replaces_old_rows_by_key_in_key_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    old_keys = sorted(set(rng.integers(0, 80, int(rng.integers(0, 50))).tolist()))
+    new_keys = sorted(set(rng.integers(0, 80, int(rng.integers(0, 30))).tolist()))
+    old, new = _table(old_keys, "old"), _table(new_keys, "new")
+    merged = list(merged_by_key(_cut(rng, old), _cut(rng, new), "id"))
+    expected = {k: "old" for k in old_keys} | {k: "new" for k in new_keys}
+    rows = pa.concat_tables([_table([], "x"), *merged])
+    assert rows.column("id").to_pylist() == sorted(expected)
+    assert rows.column("tag").to_pylist() == [expected[k] for k in sorted(expected)]
+    assert all(piece.num_rows for piece in merged)  # no empty pieces to write
