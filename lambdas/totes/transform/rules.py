@@ -38,7 +38,7 @@ from totes.contracts.warehouse import (
 )
 from totes.contracts.warehouse import LOAD_ORDER as WAREHOUSE_ORDER
 from totes.errors import TransformError
-from totes.keys import ascending, is_known, repeats_a_key
+from totes.keys import KeySet, ascending, is_known, repeats_a_key
 from totes.tables import LOAD_ORDER, source_table
 from totes.transform.dates import DATE, calendar, parse_text_dates, split_timestamp
 from totes.transform.quarantine import Reasons, quarantine_records
@@ -138,13 +138,16 @@ class Model:
     ``accepted``: per source table the batch rows that passed, in landed order, with any extra
     landed columns (the facts' ``tables`` rows line up with these one to one);
     ``quarantine``: per source table the rejected rows; ``state``: the current source rows after
-    the batch (:func:`state_schema`); ``changed_state``: the state tables this batch changed.
+    the batch (:func:`state_schema`) of the state tables given as rows or changed;
+    ``known``: the keys of every state table after the batch, for the references of rows
+    screened later; ``changed_state``: the state tables this batch changed.
     """
 
     tables: dict[str, pa.Table]
     accepted: dict[str, pa.Table]
     quarantine: dict[str, pa.Table]
     state: dict[str, pa.Table]
+    known: dict[str, KeySet]
     changed_state: frozenset[str]
 
 
@@ -185,7 +188,7 @@ def upsert(current: pa.Table | None, rows: pa.Table, table: str) -> pa.Table:
     return merged.combine_chunks()
 
 
-def _screen(table: str, rows: pa.Table, state: Mapping[str, pa.Table]) -> Reasons:
+def _screen(table: str, rows: pa.Table, known: Mapping[str, KeySet]) -> Reasons:
     reasons = Reasons(rows.num_rows)
     for column in REQUIRED[table]:
         reasons.add(pc.is_null(rows.column(column)), f"{column} is NULL")
@@ -199,15 +202,11 @@ def _screen(table: str, rows: pa.Table, state: Mapping[str, pa.Table]) -> Reason
             "currency_code is not one of " + ", ".join(sorted(CURRENCY_NAMES)),
         )
     for column, target in REFERENCES.get(table, ()):
-        current = state.get(target)
         ids = rows.column(column)
-        known_ids = (
-            current.column(source_table(target).primary_key)
-            if current is not None
-            else pa.array([], pa.int64())
-        )
+        current = known.get(target)
+        found = current.contains(ids) if current is not None else pa.repeat(False, len(ids))
         reasons.add(
-            pc.and_(pc.is_valid(ids), pc.invert(is_known(ids, known_ids))),
+            pc.and_(pc.is_valid(ids), pc.invert(found)),
             f"{column} refers to a {target} in neither the batch nor the current state",
         )
     return reasons
@@ -295,12 +294,12 @@ class Screened:
     quarantine: pa.Table
 
 
-def screen(table: str, rows: pa.Table | None, state: Mapping[str, pa.Table]) -> Screened:
+def screen(table: str, rows: pa.Table | None, known: Mapping[str, KeySet]) -> Screened:
     """Check ``rows`` of ``table`` against the contract and every rule, references resolved
-    against ``state``. A fact's rows may come a slice at a time: each row's verdict depends on
-    the row and the state only."""
+    against ``known`` (the keys of the state tables). A fact's rows may come a slice at a time:
+    each row's verdict depends on the row and the state's keys only."""
     rows = _conform(table, rows)
-    reasons = _screen(table, rows, state)
+    reasons = _screen(table, rows, known)
     if not reasons.any_bad:
         # Nearly every batch: the rows themselves are the accepted rows, not a filtered copy.
         return Screened(rows, QUARANTINE_SCHEMA.empty_table())
@@ -323,17 +322,31 @@ def fact_rows(name: str, accepted: pa.Table) -> pa.Table:
     return _build(name, accepted)
 
 
-def model(batch: Mapping[str, pa.Table], state: Mapping[str, pa.Table]) -> Model:
+def _keys(table: str, state: pa.Table) -> KeySet:
+    return KeySet.of(state.column(source_table(table).primary_key))
+
+
+def model(
+    batch: Mapping[str, pa.Table],
+    state: Mapping[str, pa.Table],
+    known: Mapping[str, KeySet] | None = None,
+) -> Model:
     """Apply every rule to ``batch`` (landed rows per source table; missing means none) against
-    ``state`` (current rows of :data:`STATE_TABLES` before the batch)."""
+    ``state`` (current rows of :data:`STATE_TABLES` before the batch). A state table whose rows
+    are not given may be given by its keys in ``known``: references to it resolve, and rows of
+    it in ``batch`` add to its keys and are, alone, its ``state`` after the batch."""
     new_state = dict(state)
+    keys = dict(known or {})
+    keys.update({table: _keys(table, rows) for table, rows in state.items()})
     accepted: dict[str, pa.Table] = {}
     quarantine: dict[str, pa.Table] = {}
     for table in LOAD_ORDER:
-        screened = screen(table, batch.get(table), new_state)
+        screened = screen(table, batch.get(table), keys)
         accepted[table], quarantine[table] = screened.accepted, screened.quarantine
         if table in STATE_TABLES and accepted[table].num_rows:
             new_state[table] = upsert(new_state.get(table), accepted[table], table)
+            # A table known only by its keys keeps them: its state here holds the batch's rows.
+            keys[table] = KeySet.union(keys.get(table), _keys(table, new_state[table]))
 
     changed = {t: accepted[t] for t in STATE_TABLES}
     tables: dict[str, pa.Table] = {
@@ -351,6 +364,7 @@ def model(batch: Mapping[str, pa.Table], state: Mapping[str, pa.Table]) -> Model
         accepted=accepted,
         quarantine=quarantine,
         state=new_state,
+        known=keys,
         changed_state=frozenset(t for t in STATE_TABLES if accepted[t].num_rows),
     )
 

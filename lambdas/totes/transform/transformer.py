@@ -40,15 +40,16 @@ from totes.contracts.processed import (
 from totes.contracts.processed import KIND as PROCESSED_KIND
 from totes.contracts.warehouse import DIM_DATE, TABLES
 from totes.errors import CommitConflictError, LakeError, ObjectExistsError, TransformError
-from totes.keys import AscendingKeys, repeats_a_key
+from totes.keys import AscendingKeys, KeySet, merged_by_key, repeats_a_key
 from totes.lake import PARQUET_WRITE_OPTIONS, Lake, Payload, holds, parquet_bytes, read_parquet
 from totes.observability import log
-from totes.spool import on_local_disk
+from totes.spool import RowGroups, on_local_disk, spooled
 from totes.tables import LOAD_ORDER, source_table
 from totes.transform.dates import DATE, calendar
 from totes.transform.quarantine import CAPTURE_SEQ
 from totes.transform.rules import (
     FACT_SOURCES,
+    KEY_STATE_TABLES,
     SLICED_DIMENSIONS,
     STATE_TABLES,
     WAREHOUSE_TABLES,
@@ -59,7 +60,6 @@ from totes.transform.rules import (
     referenced_dates,
     screen,
     state_schema,
-    upsert,
 )
 
 # A round ends when another transform commits first; each round makes progress.
@@ -74,6 +74,9 @@ _MAX_ROUNDS = 5
 # 3 % faster).
 SLICE_ROWS = 32_768
 SLICED_SOURCES = frozenset(FACT_SOURCES.values()) | frozenset(SLICED_DIMENSIONS.values())
+# Rows per row group of the state object of a table kept by its keys: what its merge with a
+# batch reads at once.
+STATE_GROUP_ROWS = 1 << 17
 
 
 def put_once(lake: Lake, key: str, data: Payload) -> str:
@@ -100,6 +103,117 @@ def read_state(processed: Lake, manifest: Mapping[str, Any] | None) -> dict[str,
         table: read_parquet(processed, key).select(state_schema(table).names)
         for table, key in manifest["state"].items()
     }
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """A state table kept by its keys (:data:`~totes.transform.rules.KEY_STATE_TABLES`, such as
+    transaction, which grows like the facts): its state object (None before its first row) and
+    the set of its keys, which is all that screening other tables needs. Its rows are read
+    only to write the next state object, a row group at a time."""
+
+    key: str | None
+    known: KeySet
+
+
+def _row_state(processed: Lake, manifest: Mapping[str, Any] | None) -> dict[str, pa.Table]:
+    """The state tables the transform holds whole: the few small ones that dimensions join."""
+    if manifest is None:
+        return {}
+    return {
+        table: read_parquet(processed, key).select(state_schema(table).names)
+        for table, key in manifest["state"].items()
+        if table not in KEY_STATE_TABLES
+    }
+
+
+def _key_state(processed: Lake, manifest: Mapping[str, Any] | None) -> dict[str, KeyState]:
+    """The keys of every table kept by its keys, read a row group at a time."""
+    states: dict[str, KeyState] = {}
+    with tempfile.TemporaryDirectory(prefix="totes-transform-") as spool:
+        for table in KEY_STATE_TABLES:
+            key = manifest["state"].get(table) if manifest else None
+            if key is None:
+                states[table] = KeyState(None, KeySet.union())
+                continue
+            path = spooled(processed, key, Path(spool) / f"state-{table}.parquet")
+            pk = source_table(table).primary_key
+            pieces = (KeySet.of(piece.column(pk)) for piece in _state_pieces(path, table, key))
+            states[table] = KeyState(key, KeySet.union(*pieces))
+            path.unlink()
+    return states
+
+
+def _state_pieces(path: Path, table: str, key: str) -> Iterator[pa.Table]:
+    """A state object's rows, a row group at a time, checked to be in key order (the merge
+    with a batch depends on it). Older objects kept whole rows; only today's columns are read."""
+    schema = state_schema(table)
+    order = AscendingKeys()
+    with pq.ParquetFile(path, pre_buffer=False) as stored:
+        for batch in stored.iter_batches(
+            batch_size=STATE_GROUP_ROWS, columns=schema.names, use_threads=False
+        ):
+            piece = pa.Table.from_batches([batch]).cast(schema)
+            if not order.follow(piece.column(source_table(table).primary_key)):
+                raise TransformError("the state object is not in key order", table=table, key=key)
+            yield piece
+
+
+class AcceptedState:
+    """The state columns of a key-kept table's accepted rows, spooled a slice at a time: on a
+    first run they are the whole table."""
+
+    def __init__(self, path: Path, table: str) -> None:
+        self.table = table
+        self.schema = state_schema(table)
+        self.out = RowGroups(path, self.schema, STATE_GROUP_ROWS)
+        self._order = AscendingKeys()
+
+    def add(self, accepted: pa.Table) -> None:
+        rows = accepted.select(self.schema.names).cast(self.schema)
+        self._order.follow(rows.column(source_table(self.table).primary_key))
+        self.out.add(rows)
+
+    def pieces(self) -> Iterator[pa.Table]:
+        """The rows in key order: as spooled when they came so (every extracted batch), else
+        sorted whole (a replay's few rows need not come in order)."""
+        self.out.close()
+        if not self.out.rows:
+            return
+        with pq.ParquetFile(self.out.path, pre_buffer=False) as spooled_rows:
+            if not self._order.holds:
+                key = source_table(self.table).primary_key
+                yield spooled_rows.read(use_threads=False).sort_by(key)
+                return
+            for batch in spooled_rows.iter_batches(use_threads=False):
+                yield pa.Table.from_batches([batch])
+
+
+def _merged_state(
+    processed: Lake,
+    previous: KeyState,
+    accepted: AcceptedState,
+    batch_id: str,
+    spool: Path,
+) -> KeyState:
+    """Write the state object of a key-kept table after the batch: the previous object's rows
+    with the accepted rows replacing theirs, merged a row group at a time."""
+    table = accepted.table
+    pk = source_table(table).primary_key
+    old: Iterator[pa.Table] = iter(())
+    previous_path = spool / f"previous-state-{table}.parquet"
+    if previous.key is not None:
+        old = _state_pieces(spooled(processed, previous.key, previous_path), table, previous.key)
+    merged = RowGroups(spool / f"state-{table}.parquet", accepted.schema, STATE_GROUP_ROWS)
+    parts: list[KeySet] = []
+    for piece in merged_by_key(old, accepted.pieces(), pk):
+        merged.add(piece)
+        parts.append(KeySet.of(piece.column(pk)))
+    merged.close()
+    key = put_once(processed, state_key(table, batch_id), merged.path)
+    for spooled_file in (previous_path, accepted.out.path, merged.path):
+        spooled_file.unlink(missing_ok=True)  # the spool holds one table's objects at a time
+    return KeyState(key, KeySet.union(*parts))
 
 
 def _entry(manifest: Mapping[str, Any], table: str) -> Mapping[str, Any]:
@@ -151,9 +265,7 @@ def _landed_slices(
     key = _entry(manifest, table).get("key")
     if not key:
         return
-    path = spool / f"landed-{table}.parquet"
-    with path.open("wb") as sink:
-        ingestion.get_into(key, sink)
+    path = spooled(ingestion, key, spool / f"landed-{table}.parquet")
     offset = 0
     # No pre-buffering: it reads every row group asked for, the whole object here, ahead of
     # decoding (36 MB beside 512 KB slices of sales_order at scale 100), which pays on high-latency
@@ -200,32 +312,27 @@ def _write_sliced(
     name: str,
     slices: Iterable[pa.Table],
     build: Callable[[pa.Table], pa.Table],
-    state: Mapping[str, pa.Table],
+    known: Mapping[str, KeySet],
     batch_id: str,
     spool: Path,
-) -> tuple[WrittenTable, pa.Table | None]:
+    accepted_state: AcceptedState | None = None,
+) -> WrittenTable:
     """Screen, build (``build``: accepted source rows to warehouse rows) and write ``name`` a
     slice at a time into one Parquet object (a row group per slice), built on disk in
     ``spool``: memory holds one slice, not the table. For a state table, the accepted rows'
-    state columns come back beside it."""
+    state columns go to ``accepted_state``."""
     source = str(TABLES[name].source)
     path = spool / f"{name}.parquet"
     writer: pq.ParquetWriter | None = None
     written = 0
     quarantined: list[pa.Table] = []
-    # Per state column, the accepted slices' chunks: copied into one chunk column by column at
-    # the end, so that the state is never held twice over.
-    kept: dict[str, list[pa.Array]] | None = None
-    if source in STATE_TABLES:
-        kept = {column: [] for column in state_schema(source).names}
     bounds: list[date] = []
     try:
         for rows in slices:
-            screened = screen(source, rows, state)
+            screened = screen(source, rows, known)
             quarantined.append(screened.quarantine)
-            if kept is not None:
-                for column, chunks in kept.items():
-                    chunks.extend(screened.accepted.column(column).chunks)
+            if accepted_state is not None:
+                accepted_state.add(screened.accepted)
             built = build(screened.accepted)
             if built.num_rows == 0:
                 continue
@@ -243,19 +350,7 @@ def _write_sliced(
     key = put_once(lake, data_key(name, batch_id), path) if written else None
     path.unlink(missing_ok=True)  # the spool holds one table's objects at a time
     quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
-    accepted_state = None if kept is None else _compacted(kept, state_schema(source))
-    return WrittenTable(key, written, quarantine, bounds), accepted_state
-
-
-def _compacted(chunks: dict[str, list[pa.Array]], schema: pa.Schema) -> pa.Table:
-    """A table of one chunk per column from ``chunks`` (emptied on the way): each column's
-    chunks are released as soon as they are copied, so at most one column is held twice."""
-    columns: list[pa.Array] = []
-    for field in schema:
-        parts = chunks.pop(field.name)
-        columns.append(pa.concat_arrays(parts) if parts else pa.array([], field.type))
-        del parts
-    return pa.table(columns, schema=schema)
+    return WrittenTable(key, written, quarantine, bounds)
 
 
 def _fact_rows(name: str, batch_id: str, sequence: int, accepted: pa.Table) -> pa.Table:
@@ -295,11 +390,13 @@ def _check_order(manifest: Mapping[str, Any], previous: Mapping[str, Any] | None
 @dataclass(frozen=True)
 class Batch:
     """One batch, built: the tables modelled at once, those written a slice at a time, and the
-    state after it with the state tables it changed."""
+    state after it (the tables held whole, and those kept by their keys, whose objects are
+    written already) with the state tables it changed."""
 
     model: Model
     sliced: dict[str, WrittenTable]
     state: dict[str, pa.Table]
+    key_state: dict[str, KeyState]
     changed_state: frozenset[str]
 
 
@@ -308,6 +405,7 @@ def _build_batch(
     processed: Lake,
     manifest: Mapping[str, Any],
     state: Mapping[str, pa.Table],
+    key_state: Mapping[str, KeyState],
     slice_rows: int,
     spool: Path,
 ) -> Batch:
@@ -315,8 +413,8 @@ def _build_batch(
     # The small tables at once: they make the state the other tables' references resolve
     # against. Then the growing one-table dimensions and the facts, a slice at a time; the
     # dimensions first, because facts refer to them.
-    result = model(_landed(ingestion, manifest), state)
-    new_state, changed = dict(result.state), set(result.changed_state)
+    result = model(_landed(ingestion, manifest), state, {t: s.known for t, s in key_state.items()})
+    changed, known, new_key_state = set(result.changed_state), dict(result.known), dict(key_state)
     sliced: dict[str, WrittenTable] = {}
     builds = [
         (name, source, partial(dimension_rows, name)) for name, source in SLICED_DIMENSIONS.items()
@@ -327,15 +425,18 @@ def _build_batch(
     ]
     for name, source, build in builds:
         slices = _landed_slices(ingestion, manifest, source, slice_rows, spool)
+        accepted = None
+        if source in KEY_STATE_TABLES:
+            accepted = AcceptedState(spool / f"accepted-{source}.parquet", source)
         with on_local_disk("transform", table=name):
-            sliced[name], accepted = _write_sliced(
-                processed, name, slices, build, new_state, batch_id, spool
+            sliced[name] = _write_sliced(
+                processed, name, slices, build, known, batch_id, spool, accepted
             )
-        if accepted is not None and accepted.num_rows:
-            new_state[source] = upsert(new_state.get(source), accepted, source)
-            changed.add(source)
-        del accepted  # the slices' columns: the merged state is their compact copy
-    return Batch(result, sliced, new_state, frozenset(changed))
+            if accepted is not None and accepted.out.rows:
+                merged = _merged_state(processed, key_state[source], accepted, batch_id, spool)
+                new_key_state[source], known[source] = merged, merged.known
+                changed.add(source)
+    return Batch(result, sliced, dict(result.state), new_key_state, frozenset(changed))
 
 
 def _write_batch(
@@ -368,7 +469,8 @@ def _write_batch(
             key = quarantine_key(table, batch_id)
             quarantine_keys.append(put_once(lake, key, parquet_bytes(rows)))
     state = dict(state_keys)
-    for table in sorted(batch.changed_state):
+    state.update({t: s.key for t, s in batch.key_state.items() if s.key is not None})
+    for table in sorted(batch.changed_state - batch.key_state.keys()):
         key = state_key(table, batch_id)
         state[table] = put_once(lake, key, parquet_bytes(batch.state[table]))
     document = build_manifest(
@@ -413,16 +515,19 @@ def _transform_from_head(
 ) -> None:
     latest = newest(processed)
     previous = latest.document if latest else None
-    state = read_state(processed, previous)
+    state, key_state = _row_state(processed, previous), _key_state(processed, previous)
     for source in committed_after(ingestion, previous["sequence"] if previous else 0):
         manifest = source.document
         _check_order(manifest, previous)
         with tempfile.TemporaryDirectory(prefix="totes-transform-") as spool:
-            batch = _build_batch(ingestion, processed, manifest, state, slice_rows, Path(spool))
+            batch = _build_batch(
+                ingestion, processed, manifest, state, key_state, slice_rows, Path(spool)
+            )
             document = _write_batch(
                 processed, source.key, manifest, batch, previous["state"] if previous else {}
             )
         state = {t: batch.state[t] for t in STATE_TABLES if t in batch.state}
+        key_state = batch.key_state
         previous = document
         _record(summary, document)
 

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from totes.errors import TransformError
+from totes.keys import KeySet
 from totes.transform.rules import CURRENCY_NAMES, full_model, model, upsert, warehouse_schema
 
 
@@ -86,6 +87,28 @@ def test_staff_location_is_kept_exactly_as_stored(nov_model: dict[str, pa.Table]
 
 def full_state(source: dict[str, pa.Table]) -> dict[str, pa.Table]:
     return model(source, {}).state
+
+
+def test_references_resolve_against_a_table_known_only_by_its_keys(
+    nov_source: dict[str, pa.Table],
+) -> None:
+    state = {t: rows for t, rows in full_state(nov_source).items() if t != "transaction"}
+    payments = nov_source["payment"].sort_by("payment_id").slice(0, 5)
+    ids = payments.column("transaction_id").to_pylist()
+    result = model({"payment": payments}, state, {"transaction": KeySet.of(pa.array(ids[:3]))})
+    assert result.tables["fact_payment"].column("transaction_id").to_pylist() == ids[:3]
+    quarantined = result.quarantine["payment"]
+    assert quarantined.column("key").to_pylist() == payments.column("payment_id").to_pylist()[3:]
+    assert all(
+        r.startswith("transaction_id refers to a transaction")
+        for r in quarantined.column("reason").to_pylist()
+    )
+    # Rows of such a table add to its keys; its state is then the batch's rows alone.
+    extra = edited(one(nov_source["transaction"], "transaction_id", ids[3]), transaction_id=[10**9])
+    after = model({"transaction": extra}, state, {"transaction": KeySet.of(pa.array(ids[:3]))})
+    known = after.known["transaction"]
+    assert known.contains(pa.array([*ids[:3], 10**9, ids[4]])).to_pylist() == [True] * 4 + [False]
+    assert after.state["transaction"].column("transaction_id").to_pylist() == [10**9]
 
 
 def test_new_staff_joins_a_department_known_only_from_the_state(

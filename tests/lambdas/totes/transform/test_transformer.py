@@ -557,6 +557,25 @@ def test_a_state_kept_as_whole_rows_by_an_older_version_is_carried_on_from(
     assert state.column("transaction_id").to_pylist() == list(range(1, 26))
 
 
+def test_a_state_object_out_of_key_order_stops_the_run_naming_the_table_and_object(
+    local_lake: LocalLake, tmp_path: Path, nov_source: dict[str, pa.Table], land: Land
+) -> None:
+    # A table kept by its keys is merged with each batch a row group at a time, which needs its
+    # state in key order: this version always writes it so; a lake that does not is refused.
+    land(local_lake, small_source(nov_source))
+    processed = LocalLake(tmp_path / "processed")
+    transform_pending(local_lake, processed)
+    key = latest_document(processed)["state"]["transaction"]
+    backwards = read_parquet(processed, key).sort_by([("transaction_id", "descending")])
+    (processed.root / key).write_bytes(parquet_bytes(backwards))
+    land(local_lake, {"transaction": nov_source["transaction"].slice(0, 3)})
+    with pytest.raises(TransformError) as raised:
+        transform_pending(local_lake, processed)
+    assert str(raised.value).startswith(
+        f"[transform table=transaction key={key}] the state object is not in key order"
+    )
+
+
 class SpoolWatchingLake(LocalLake):
     """A directory lake that notes the files its objects are streamed into."""
 
