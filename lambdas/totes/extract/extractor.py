@@ -11,8 +11,8 @@ import contextlib
 import functools
 import tempfile
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,7 @@ from totes.spool import on_local_disk
 from totes.tables import LOAD_ORDER, SOURCE_TABLES
 
 if TYPE_CHECKING:
-    from totes.extract.rows import SnapshotRows
+    from totes.extract.rows import SnapshotRows, TableRows
 
 
 def committed_watermark(lake: Lake) -> datetime | None:
@@ -185,32 +185,34 @@ def previous_at(lake: Lake, manifest_key: str | None) -> Previous:
     return parse_previous(manifest_key, get_json(lake, manifest_key))
 
 
+def start_planned(source: SnapshotRows, plan: ExtractPlan, name: str) -> TableRows:
+    """Begin reading one planned table in the open snapshot."""
+    return source.start(
+        SOURCE_TABLES[name],
+        plan.extras.get(name, []),
+        plan.lower(name),
+        None if plan.full else naive_utc(plan.window_end),
+    )
+
+
 def capture_planned(
-    source: SnapshotRows,
+    rows: TableRows,
     writes: Lake,
     plan: ExtractPlan,
     previous: Previous,
     name: str,
     spool: Path,
 ) -> Captured:
-    """Read one planned table in the open snapshot and write its data and state objects, built
-    as files in ``spool``, which must outlast ``writes``' pending writes."""
+    """Land one planned table's rows (begun by :func:`start_planned`) and write its data and
+    state objects, built as files in ``spool``, which must outlast ``writes``' pending writes."""
     assert plan.batch_id is not None, "a plan with tables to read has a batch id"
-    spec = SOURCE_TABLES[name]
-    extras = plan.extras.get(name, [])
-    rows = source.stream(
-        spec,
-        extras,
-        plan.lower(name),
-        None if plan.full else naive_utc(plan.window_end),
-    )
     # Closed whatever happens: it stops the thread reading the rows.
     with contextlib.closing(rows), on_local_disk("extract", table=name):
         result = capture_table(
             rows,
             lake=writes,
-            table=spec,
-            extras=extras,
+            table=SOURCE_TABLES[name],
+            extras=plan.extras.get(name, []),
             previous=previous.table(name),
             batch_id=plan.batch_id,
             upper=naive_utc(plan.window_end),
@@ -233,6 +235,63 @@ def capture_planned(
         **_context(plan.run_id, plan.window_start, plan.window_end),
     )
     return result
+
+
+def capture_all(
+    sources: Sequence[SnapshotRows],
+    writes: Lake,
+    plan: ExtractPlan,
+    previous: Previous,
+    spool: Path,
+) -> dict[str, TableEntry]:
+    """Land every planned table, the tables taking turns on ``sources`` (connections in one
+    snapshot). With two, each table is begun on the other connection while the one before is
+    landed: its first batches arrive while the last ones of the table before are still hashed
+    and written, instead of after (docs/performance.md)."""
+    entries: dict[str, TableEntry] = {}
+    tables, turns = plan.tables, len(sources)
+
+    def begin(index: int) -> TableRows | None:
+        if index >= len(tables):
+            return None
+        return start_planned(sources[index % turns], plan, tables[index])
+
+    upcoming = begin(0)
+    for index, name in enumerate(tables):
+        current = upcoming
+        assert current is not None
+        with contextlib.closing(current):
+            upcoming = begin(index + 1) if turns > 1 else None
+            try:
+                entries[name] = capture_planned(current, writes, plan, previous, name, spool).entry
+            except BaseException:
+                if upcoming is not None:
+                    upcoming.close()
+                raise
+        if turns == 1:
+            upcoming = begin(index + 1)
+    return entries
+
+
+@contextlib.contextmanager
+def snapshot_sources(
+    open_rows: Callable[[], SnapshotRows], pool: ThreadPoolExecutor, count: int
+) -> Iterator[list[SnapshotRows]]:
+    """``count`` (1 or 2) row connections, the second opened on ``pool`` while this thread
+    opens the first; each is closed on the way out, whatever happened to the other."""
+    opening = pool.submit(open_rows) if count > 1 else None
+    with contextlib.ExitStack() as stack:
+        if opening is not None:
+            stack.callback(_close_opened, opening)
+        sources = [stack.enter_context(open_rows())]
+        if opening is not None:
+            sources.append(opening.result())
+        yield sources
+
+
+def _close_opened(opening: Future[SnapshotRows]) -> None:
+    if opening.exception() is None:
+        opening.result().close()
 
 
 def finish_extract(
@@ -341,21 +400,21 @@ def run_extract(
                 request = ExtractRequest(run_id, window_start, window_end, full_scan)
                 plan = plan_extract(conn, previous, request, settings, now=now)
                 if plan.tables:
-                    # The rows come through a second connection in this one's snapshot. Its
-                    # driver is loaded only here: a run with nothing new does not pay for it.
+                    # The rows come through other connections in this one's snapshot (two, when
+                    # there are two tables to take turns). Their driver is loaded only here: a
+                    # run with nothing new does not pay for it.
                     from totes.extract.rows import SnapshotRows
 
-                    with SnapshotRows.open(
+                    open_rows = functools.partial(
+                        SnapshotRows.open,
                         source,
                         snapshot=reader.export_snapshot(conn),
                         statement_timeout=settings.statement_timeout,
                         application_name="totes-extract-rows",
-                    ) as rows:
-                        for name in plan.tables:
-                            captured = capture_planned(
-                                rows, writes, plan, previous, name, Path(spool.name)
-                            )
-                            entries[name] = captured.entry
+                    )
+                    count = min(2, len(plan.tables))
+                    with snapshot_sources(open_rows, pool, count) as sources:
+                        entries = capture_all(sources, writes, plan, previous, Path(spool.name))
             writes.flush()
         finally:
             pool.shutdown(wait=True)

@@ -28,7 +28,13 @@ from totes.contracts.ingestion import TableEntry, load_previous
 from totes.db import connect
 from totes.errors import ObjectExistsError, SettingsError, SourceError, TotesError, reason
 from totes.extract import reader
-from totes.extract.extractor import capture_planned, finish_extract, plan_extract, previous_at
+from totes.extract.extractor import (
+    capture_planned,
+    finish_extract,
+    plan_extract,
+    previous_at,
+    start_planned,
+)
 from totes.extract.plan import ExtractPlan, ExtractRequest, plan_key, released_key
 from totes.extract.rows import SnapshotRows
 from totes.lake import BackgroundPuts, Lake, SameBytesPuts, get_json, put_json
@@ -176,7 +182,8 @@ def extract_table(
             statement_timeout=settings.statement_timeout,
             application_name="totes-extract-table",
         ) as rows:
-            captured = capture_planned(rows, writes, plan, previous, table, Path(spool.name))
+            started = start_planned(rows, plan, table)
+            captured = capture_planned(started, writes, plan, previous, table, Path(spool.name))
         writes.flush()
     finally:
         writes.close()  # waits for every write, so the spool can go

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -101,7 +101,7 @@ class SnapshotRows:
         finally:
             statement.close()
 
-    def stream(
+    def start(
         self,
         table: SourceTable,
         extras: Sequence[str],
@@ -109,13 +109,14 @@ class SnapshotRows:
         upper: datetime | None,
         *,
         batch_bytes: int = BATCH_BYTES,
-    ) -> Generator[pa.RecordBatch, None, None]:
-        """Rows of ``table`` with ``lower <= last_updated < upper`` (each bound optional) in key
-        order, with the exact landing types and their content hash.
+    ) -> TableRows:
+        """Begin reading the rows of ``table`` with ``lower <= last_updated < upper`` (each bound
+        optional) in key order, with the exact landing types and their content hash.
 
-        The batches are read by a thread of their own (the driver works without the
-        interpreter lock), so that the next one arrives while this one is hashed and written.
-        Closing the generator early stops the read."""
+        The query is sent and its batches start arriving, on a thread of their own (the driver
+        works without the interpreter lock), before the caller asks for the first: the extract
+        begins the next table on a second connection while it writes this one. Until the
+        result is read to its end or closed, the connection can run nothing else."""
         types = _read_types(table, extras)
         try:
             window = window_settings_sql(lower=lower is not None, upper=upper is not None)
@@ -136,12 +137,23 @@ class SnapshotRows:
         except adbc_driver_manager.Error as exc:
             statement.close()
             raise _read_failed(exc, table) from None
+        return TableRows(statement, batches, table, types)
+
+    def stream(
+        self,
+        table: SourceTable,
+        extras: Sequence[str],
+        lower: datetime | None,
+        upper: datetime | None,
+        *,
+        batch_bytes: int = BATCH_BYTES,
+    ) -> Generator[pa.RecordBatch, None, None]:
+        """:meth:`start`'s rows as a generator; closing it early stops the read."""
+        rows = self.start(table, extras, lower, upper, batch_bytes=batch_bytes)
         try:
-            for batch in _read_ahead(batches, table):
-                yield _with_hash(_landed(batch, types, table), table)
+            yield from rows
         finally:
-            batches.close()
-            statement.close()
+            rows.close()
 
     def close(self) -> None:
         """End the transaction (read-only: nothing to keep) and the connection."""
@@ -216,50 +228,69 @@ def _with_hash(batch: pa.RecordBatch, table: SourceTable) -> pa.RecordBatch:
 _END = object()
 
 
-def _read_ahead(
-    batches: pa.RecordBatchReader, table: SourceTable
-) -> Generator[pa.RecordBatch, None, None]:
-    """The reader's batches, read by a thread of its own. At most two wait, so memory stays
-    bounded; closing the generator early stops the thread at its next hand-over."""
-    handoff: queue.Queue[object] = queue.Queue(maxsize=2)
-    stop = threading.Event()
+class TableRows:
+    """One table's rows as they are read: batches with landing types and content hashes, read
+    ahead by a thread of their own. At most two wait, so memory stays bounded; :meth:`close`
+    (also after the last batch) stops the thread at its next hand-over and frees the
+    connection."""
 
-    def hand_over(item: object) -> bool:
-        while not stop.is_set():
+    def __init__(
+        self,
+        statement: adbc_driver_manager.AdbcStatement,
+        batches: pa.RecordBatchReader,
+        table: SourceTable,
+        types: dict[str, pa.DataType],
+    ) -> None:
+        self._statement, self._batches = statement, batches
+        self._table, self._types = table, types
+        self._handoff: queue.Queue[object] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, name="source-rows", daemon=True)
+        self._reader.start()
+
+    def _hand_over(self, item: object) -> bool:
+        while not self._stop.is_set():
             try:
-                handoff.put(item, timeout=0.1)
+                self._handoff.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read() -> None:
+    def _read(self) -> None:
         try:
             while True:
                 try:
-                    batch = batches.read_next_batch()
+                    batch = self._batches.read_next_batch()
                 except StopIteration:
-                    hand_over(_END)
+                    self._hand_over(_END)
                     return
-                if not hand_over(batch):
+                if not self._hand_over(batch):
                     return
         except (pa.ArrowException, OSError, adbc_driver_manager.Error) as exc:
             # The driver reports a failed COPY (a timeout, a dropped connection) this way.
-            hand_over(_read_failed(exc, table))
+            self._hand_over(_read_failed(exc, self._table))
         except BaseException as exc:  # handed over, to be raised in the caller's thread
-            hand_over(exc)
+            self._hand_over(exc)
 
-    reader = threading.Thread(target=read, name="source-rows", daemon=True)
-    reader.start()
-    try:
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
         while True:
-            item = handoff.get()
+            item = self._handoff.get()
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, pa.RecordBatch)
-            yield item
-    finally:
-        stop.set()
-        reader.join()
+            yield _with_hash(_landed(item, self._types, self._table), self._table)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._reader.join()
+        try:
+            self._batches.close()
+        finally:
+            self._statement.close()

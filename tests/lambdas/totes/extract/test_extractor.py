@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -283,6 +284,17 @@ class PayloadRecordingLake(ReadsThrough):
         self.inner.put(key, data)
 
 
+def assert_no_reading_left(db: DbSettings) -> None:
+    """No thread still reading rows and, once the server has seen the disconnects, no session
+    of the run's row connections (the next table is begun before the one before is landed)."""
+    assert [t for t in threading.enumerate() if t.name == "source-rows"] == []
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'totes-extract-rows'"
+    deadline = time.monotonic() + 10
+    while fetch(db, query) != [(0,)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fetch(db, query) == [(0,)]
+
+
 def test_objects_are_built_on_local_disk_and_nothing_is_left_there(
     source_feb: DbSettings, s3_lake: S3Lake, spools: Path
 ) -> None:
@@ -290,6 +302,7 @@ def test_objects_are_built_on_local_disk_and_nothing_is_left_there(
     with pytest.raises(LakeError, match="injected failure"):
         extract(source_feb, FailingLake(s3_lake, 3), FEB_END)
     assert list(spools.iterdir()) == []
+    assert_no_reading_left(source_feb)
     recording = PayloadRecordingLake(s3_lake)
     extract(source_feb, recording, FEB_END)
     from_files = {k: v for k, v in recording.payloads.items() if isinstance(v, Path)}
@@ -345,6 +358,8 @@ def test_missing_table_raises_source_error_naming_it(
     with pytest.raises(SourceError, match="table=payment"):
         extract(source_feb, s3_lake, FEB_END)
     assert objects(s3_lake) == {}
+    # payment, the last table, failed as it was begun, while transaction was still being landed.
+    assert_no_reading_left(source_feb)
 
 
 def test_new_source_column_is_landed_and_logged(

@@ -145,6 +145,42 @@ def test_rows_are_read_in_the_exported_snapshot(addresses: DbSettings) -> None:
     assert now.column("address_id").to_pylist() == [2, 3, 4, 5, 6, 99]
 
 
+def test_tables_begun_on_two_connections_read_ahead_in_one_snapshot(
+    addresses: DbSettings,
+) -> None:
+    """The extract begins the next table on a second connection while it lands the one before:
+    the query is sent at once, and both connections see the exported snapshot."""
+    spec = source_table("address")
+    with psycopg.connect(**addresses.conninfo()) as holder:
+        reader.begin_snapshot(holder)
+        snapshot = reader.export_snapshot(holder)
+        with psycopg.connect(**addresses.conninfo(), autocommit=True) as writer:
+            writer.execute("DELETE FROM address WHERE address_id = 1")
+        with (
+            SnapshotRows.open(addresses, snapshot=snapshot, application_name="rows-a") as a,
+            SnapshotRows.open(addresses, snapshot=snapshot, application_name="rows-b") as b,
+        ):
+            first, second = a.start(spec, [], None, None), b.start(spec, [], None, None)
+            with psycopg.connect(**addresses.conninfo(), autocommit=True) as watcher:
+                sent = watcher.execute(
+                    "SELECT application_name FROM pg_stat_activity"
+                    " WHERE application_name LIKE 'rows-_' AND query LIKE 'COPY%%'"
+                    " ORDER BY 1"
+                ).fetchall()
+            assert sent == [("rows-a",), ("rows-b",)]  # before anything was asked for
+            later = pa.Table.from_batches(list(second))
+            earlier = pa.Table.from_batches(list(first))
+            first.close()
+            first.close()  # closing twice is harmless (after the last batch and on the way out)
+            second.close()
+            assert earlier.equals(later)
+            assert earlier.column("address_id").to_pylist() == [1, 2, 3, 4, 5, 6]
+            unread = a.start(spec, [], None, None)  # the connection is free again
+            unread.close()  # never read: its thread ends and the connection is free once more
+            again = pa.Table.from_batches(list(a.stream(spec, [], None, None)))
+            assert again.num_rows == 6
+
+
 def test_a_snapshot_that_is_gone_is_a_source_error(addresses: DbSettings) -> None:
     with psycopg.connect(**addresses.conninfo()) as holder:
         reader.begin_snapshot(holder)
