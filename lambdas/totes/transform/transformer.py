@@ -515,8 +515,11 @@ def _transform_from_head(
 ) -> None:
     latest = newest(processed)
     previous = latest.document if latest else None
+    pending = committed_after(ingestion, previous["sequence"] if previous else 0)
+    if not pending:
+        return  # a run with nothing new reads no state
     state, key_state = _row_state(processed, previous), _key_state(processed, previous)
-    for source in committed_after(ingestion, previous["sequence"] if previous else 0):
+    for source in pending:
         manifest = source.document
         _check_order(manifest, previous)
         with tempfile.TemporaryDirectory(prefix="totes-transform-") as spool:

@@ -195,6 +195,37 @@ def test_second_run_transforms_nothing_and_writes_nothing(
     assert sorted(processed.list("")) == objects
 
 
+class ReadRecordingLake(LocalLake):
+    """A directory lake that notes every object read from it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.read: list[str] = []
+
+    def get(self, key: str) -> bytes:
+        self.read.append(key)
+        return super().get(key)
+
+    def get_into(self, key: str, sink: BinaryIO) -> None:
+        self.read.append(key)
+        super().get_into(key, sink)
+
+
+def test_a_run_with_nothing_pending_reads_no_state(
+    local_lake: LocalLake, tmp_path: Path, nov_source: dict[str, pa.Table], land: Land
+) -> None:
+    """The run every 20 minutes usually finds nothing: it must not pay for reading the state."""
+    land(local_lake, small_source(nov_source))
+    processed = ReadRecordingLake(tmp_path / "processed")
+    transform_pending(local_lake, processed)
+    land(local_lake, {"transaction": nov_source["transaction"].sort_by("transaction_id")[5:9]})
+    transform_pending(local_lake, processed)
+    assert any(key.startswith("_state/transaction/") for key in processed.read)  # the merge
+    processed.read.clear()
+    assert transform_pending(local_lake, processed)["batches"] == []
+    assert [key for key in processed.read if key.startswith("_state/")] == []
+
+
 def small_source(nov: dict[str, pa.Table]) -> dict[str, pa.Table]:
     """Every dimension source and the five seed orders of each kind: a quick, complete batch."""
     first = {name: nov[name] for name in LOAD_ORDER}
