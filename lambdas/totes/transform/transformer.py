@@ -168,11 +168,21 @@ class AcceptedState:
         self.schema = state_schema(table)
         self.out = RowGroups(path, self.schema, STATE_GROUP_ROWS)
         self._order = AscendingKeys()
+        self._keys: list[KeySet] = []
 
     def add(self, accepted: pa.Table) -> None:
         rows = accepted.select(self.schema.names).cast(self.schema)
-        self._order.follow(rows.column(source_table(self.table).primary_key))
+        keys = rows.column(source_table(self.table).primary_key)
+        self._order.follow(keys)
+        self._keys.append(KeySet.of(keys))
         self.out.add(rows)
+
+    @property
+    def in_key_order(self) -> bool:
+        return self._order.holds
+
+    def known(self) -> KeySet:
+        return KeySet.union(*self._keys)
 
     def pieces(self) -> Iterator[pa.Table]:
         """The rows in key order: as spooled when they came so (every extracted batch), else
@@ -199,6 +209,12 @@ def _merged_state(
     """Write the state object of a key-kept table after the batch: the previous object's rows
     with the accepted rows replacing theirs, merged a row group at a time."""
     table = accepted.table
+    if previous.key is None and accepted.in_key_order:
+        # A first batch: the accepted rows, spooled in key order, are the whole state already.
+        accepted.out.close()
+        key = put_once(processed, state_key(table, batch_id), accepted.out.path)
+        accepted.out.path.unlink()
+        return KeyState(key, accepted.known())
     pk = source_table(table).primary_key
     old: Iterator[pa.Table] = iter(())
     previous_path = spool / f"previous-state-{table}.parquet"
