@@ -14,7 +14,7 @@ manifest, written last, names what this run wrote.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -74,6 +74,8 @@ _MAX_ROUNDS = 5
 # 3 % faster).
 SLICE_ROWS = 32_768
 SLICED_SOURCES = frozenset(FACT_SOURCES.values()) | frozenset(SLICED_DIMENSIONS.values())
+# The state tables held whole: the few small ones the two-table dimensions join.
+ROW_STATE_TABLES = frozenset(STATE_TABLES) - frozenset(KEY_STATE_TABLES)
 # Rows per row group of the state object of a table kept by its keys: what its merge with a
 # batch reads at once.
 STATE_GROUP_ROWS = 1 << 17
@@ -94,14 +96,17 @@ def put_once(lake: Lake, key: str, data: Payload) -> str:
     raise LakeError(f"object {key} has too many leftover attempts")
 
 
-def read_state(processed: Lake, manifest: Mapping[str, Any] | None) -> dict[str, pa.Table]:
-    """The state a processed manifest names. Older batches kept whole rows of every state
-    table; only the columns kept now are read."""
+def read_state(
+    processed: Lake, manifest: Mapping[str, Any] | None, tables: Collection[str] = STATE_TABLES
+) -> dict[str, pa.Table]:
+    """The state a processed manifest names, of ``tables``, read whole. Older batches kept
+    whole rows of every state table; only the columns kept now are read."""
     if manifest is None:
         return {}
     return {
         table: read_parquet(processed, key).select(state_schema(table).names)
         for table, key in manifest["state"].items()
+        if table in tables
     }
 
 
@@ -114,17 +119,6 @@ class KeyState:
 
     key: str | None
     known: KeySet
-
-
-def _row_state(processed: Lake, manifest: Mapping[str, Any] | None) -> dict[str, pa.Table]:
-    """The state tables the transform holds whole: the few small ones that dimensions join."""
-    if manifest is None:
-        return {}
-    return {
-        table: read_parquet(processed, key).select(state_schema(table).names)
-        for table, key in manifest["state"].items()
-        if table not in KEY_STATE_TABLES
-    }
 
 
 def _key_state(processed: Lake, manifest: Mapping[str, Any] | None) -> dict[str, KeyState]:
@@ -534,7 +528,8 @@ def _transform_from_head(
     pending = committed_after(ingestion, previous["sequence"] if previous else 0)
     if not pending:
         return  # a run with nothing new reads no state
-    state, key_state = _row_state(processed, previous), _key_state(processed, previous)
+    state = read_state(processed, previous, ROW_STATE_TABLES)
+    key_state = _key_state(processed, previous)
     for source in pending:
         manifest = source.document
         _check_order(manifest, previous)
