@@ -33,7 +33,8 @@ def read_source(db: DbSettings) -> dict[str, pa.Table]:
     with SnapshotRows.open(db, snapshot=None, application_name="totes-check") as rows:
         for name in SOURCE_ORDER:
             spec = source_table(name)
-            batches = list(rows.stream(spec, (), None, None))
+            with rows.start(spec, (), None, None) as read:
+                batches = list(read)
             schema = source_schema(name)  # NULLs where the source should have none: the
             # rules decide, as in the pipeline
             if batches:

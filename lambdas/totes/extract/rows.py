@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -139,22 +139,6 @@ class SnapshotRows:
             raise _read_failed(exc, table) from None
         return TableRows(statement, batches, table, types)
 
-    def stream(
-        self,
-        table: SourceTable,
-        extras: Sequence[str],
-        lower: datetime | None,
-        upper: datetime | None,
-        *,
-        batch_bytes: int = BATCH_BYTES,
-    ) -> Generator[pa.RecordBatch, None, None]:
-        """:meth:`start`'s rows as a generator; closing it early stops the read."""
-        rows = self.start(table, extras, lower, upper, batch_bytes=batch_bytes)
-        try:
-            yield from rows
-        finally:
-            rows.close()
-
     def close(self) -> None:
         """End the transaction (read-only: nothing to keep) and the connection."""
         try:
@@ -232,7 +216,7 @@ class TableRows:
     """One table's rows as they are read: batches with landing types and content hashes, read
     ahead by a thread of their own. At most two wait, so memory stays bounded; :meth:`close`
     (also after the last batch) stops the thread at its next hand-over and frees the
-    connection."""
+    connection; as a context manager it is closed on the way out."""
 
     def __init__(
         self,
@@ -283,6 +267,12 @@ class TableRows:
                 raise item
             assert isinstance(item, pa.RecordBatch)
             yield _with_hash(_landed(item, self._types, self._table), self._table)
+
+    def __enter__(self) -> TableRows:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._closed:

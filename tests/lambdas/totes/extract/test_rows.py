@@ -42,8 +42,11 @@ def addresses(source_empty: DbSettings) -> DbSettings:
 
 
 def _read(db: DbSettings, table: str = "address", **kwargs: object) -> pa.Table:
-    with SnapshotRows.open(db, snapshot=None) as rows:
-        batches = list(rows.stream(source_table(table), [], **kwargs))  # type: ignore[arg-type]
+    with (
+        SnapshotRows.open(db, snapshot=None) as rows,
+        rows.start(source_table(table), [], **kwargs) as read,  # type: ignore[arg-type]
+    ):
+        batches = list(read)
     return pa.Table.from_batches(batches)
 
 
@@ -88,8 +91,11 @@ def test_money_enums_and_flags_arrive_in_their_landing_types(source_empty: DbSet
 
 
 def test_small_batches_give_the_same_rows(addresses: DbSettings) -> None:
-    with SnapshotRows.open(addresses, snapshot=None) as rows:
-        batches = list(rows.stream(source_table("address"), [], None, None, batch_bytes=64))
+    with (
+        SnapshotRows.open(addresses, snapshot=None) as rows,
+        rows.start(source_table("address"), [], None, None, batch_bytes=64) as read,
+    ):
+        batches = list(read)
     assert len(batches) > 2
     assert pa.Table.from_batches(batches).equals(_read(addresses, lower=None, upper=None))
 
@@ -101,10 +107,11 @@ def test_a_drifted_column_is_read_but_left_out_of_the_content_hash(
     with psycopg.connect(**addresses.conninfo(), autocommit=True) as conn:
         conn.execute("ALTER TABLE address ADD COLUMN note text DEFAULT 'new'")
         conn.execute("ALTER TABLE address ADD COLUMN due date DEFAULT '2024-03-04'")
-    with SnapshotRows.open(addresses, snapshot=None) as rows:
-        after = pa.Table.from_batches(
-            list(rows.stream(source_table("address"), ["note", "due"], None, None))
-        )
+    with (
+        SnapshotRows.open(addresses, snapshot=None) as rows,
+        rows.start(source_table("address"), ["note", "due"], None, None) as read,
+    ):
+        after = pa.Table.from_batches(list(read))
     assert after.column("note").to_pylist() == ["new"] * len(TRICKY)
     assert after.column("due").to_pylist() == ["2024-03-04"] * len(TRICKY)
     assert after.column("_content_hash").equals(before.column("_content_hash"))
@@ -136,10 +143,11 @@ def test_rows_are_read_in_the_exported_snapshot(addresses: DbSettings) -> None:
                 " postal_code, country, phone, created_at, last_updated FROM address"
                 " WHERE address_id = 2"
             )
-        with SnapshotRows.open(addresses, snapshot=snapshot) as rows:
-            joined = pa.Table.from_batches(
-                list(rows.stream(source_table("address"), [], None, None))
-            )
+        with (
+            SnapshotRows.open(addresses, snapshot=snapshot) as rows,
+            rows.start(source_table("address"), [], None, None) as read,
+        ):
+            joined = pa.Table.from_batches(list(read))
     assert joined.column("address_id").to_pylist() == [1, 2, 3, 4, 5, 6]
     now = _read(addresses, lower=None, upper=None)
     assert now.column("address_id").to_pylist() == [2, 3, 4, 5, 6, 99]
@@ -177,7 +185,8 @@ def test_tables_begun_on_two_connections_read_ahead_in_one_snapshot(
             assert earlier.column("address_id").to_pylist() == [1, 2, 3, 4, 5, 6]
             unread = a.start(spec, [], None, None)  # the connection is free again
             unread.close()  # never read: its thread ends and the connection is free once more
-            again = pa.Table.from_batches(list(a.stream(spec, [], None, None)))
+            with a.start(spec, [], None, None) as read:
+                again = pa.Table.from_batches(list(read))
             assert again.num_rows == 6
 
 
@@ -198,7 +207,7 @@ def test_a_missing_table_is_a_source_error_naming_it(source_empty: DbSettings) -
             SourceError, match=r"table=payment\] reading the source table failed: "
         ) as raised,
     ):
-        list(rows.stream(source_table("payment"), [], None, None))
+        rows.start(source_table("payment"), [], None, None)
     assert 'relation "payment" does not exist' in str(raised.value)
     assert "Query was" not in str(raised.value)  # the driver's echo of the whole query
 
@@ -229,8 +238,9 @@ def test_a_statement_timeout_during_the_read_names_the_table(source_empty: DbSet
     ) as rows:
 
         def take_slowly() -> None:
-            for _ in rows.stream(spec, [], None, None):
-                time.sleep(0.1)
+            with rows.start(spec, [], None, None) as read:
+                for _ in read:
+                    time.sleep(0.1)
 
         started = time.monotonic()
         with pytest.raises(SourceError, match=r"table=address\].*statement timeout"):
@@ -241,28 +251,29 @@ def test_a_statement_timeout_during_the_read_names_the_table(source_empty: DbSet
 def test_closing_a_read_early_stops_it_and_frees_the_connection(source_empty: DbSettings) -> None:
     _large(source_empty)
     with SnapshotRows.open(source_empty, snapshot=None) as rows:
-        stream = rows.stream(source_table("address"), [], None, None, batch_bytes=1 << 16)
-        next(stream)
+        read = rows.start(source_table("address"), [], None, None, batch_bytes=1 << 16)
+        next(iter(read))
         threads = threading.active_count()
         started = time.monotonic()
-        stream.close()
+        read.close()
         assert time.monotonic() - started < 5
         assert threading.active_count() == threads - 1  # the reading thread has ended
-        again = pa.Table.from_batches(
-            list(rows.stream(source_table("address"), [], T0, T0 + timedelta(seconds=1)))
-        )
-    assert again.num_rows == 200_000
+        with rows.start(source_table("address"), [], T0, T0 + timedelta(seconds=1)) as again:
+            rows_again = pa.Table.from_batches(list(again))
+    assert rows_again.num_rows == 200_000
 
 
 def test_a_dropped_connection_during_the_read_names_the_table(source_empty: DbSettings) -> None:
     _large(source_empty)
     with SnapshotRows.open(source_empty, snapshot=None, application_name="rows-victim") as rows:
-        stream = rows.stream(source_table("address"), [], None, None, batch_bytes=1 << 16)
-        next(stream)
+        read = rows.start(source_table("address"), [], None, None, batch_bytes=1 << 16)
+        batches = iter(read)
+        next(batches)
         with psycopg.connect(**source_empty.conninfo(), autocommit=True) as admin:
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name = 'rows-victim'"
             )
         with pytest.raises(SourceError, match=r"table=address\] reading the source table failed"):
-            list(stream)
+            list(batches)
+        read.close()
