@@ -215,9 +215,8 @@ def test_a_run_with_nothing_pending_reads_no_state(
     local_lake: LocalLake, tmp_path: Path, nov_source: dict[str, pa.Table], land: Land
 ) -> None:
     """The run every 20 minutes usually finds nothing: it must not pay for reading the state."""
-    land(local_lake, small_source(nov_source))
     processed = ReadRecordingLake(tmp_path / "processed")
-    transform_pending(local_lake, processed)
+    transform_first_batch(local_lake, processed, nov_source, land)
     land(local_lake, {"transaction": nov_source["transaction"].sort_by("transaction_id")[5:9]})
     transform_pending(local_lake, processed)
     assert any(key.startswith("_state/transaction/") for key in processed.read)  # the merge
@@ -232,6 +231,14 @@ def small_source(nov: dict[str, pa.Table]) -> dict[str, pa.Table]:
     for name in ("sales_order", "purchase_order", "payment", "transaction"):
         first[name] = nov[name].sort_by(f"{name}_id").slice(0, 5)
     return first
+
+
+def transform_first_batch(
+    ingestion: Lake, processed: Lake, nov: dict[str, pa.Table], land: Land
+) -> None:
+    """Land :func:`small_source` as the first batch and transform it."""
+    land(ingestion, small_source(nov))
+    transform_pending(ingestion, processed)
 
 
 def test_department_change_alone_rebuilds_every_staff_member_of_it(
@@ -593,9 +600,8 @@ def test_a_state_object_out_of_key_order_stops_the_run_naming_the_table_and_obje
 ) -> None:
     # A table kept by its keys is merged with each batch a row group at a time, which needs its
     # state in key order: this version always writes it so; a lake that does not is refused.
-    land(local_lake, small_source(nov_source))
     processed = LocalLake(tmp_path / "processed")
-    transform_pending(local_lake, processed)
+    transform_first_batch(local_lake, processed, nov_source, land)
     key = latest_document(processed)["state"]["transaction"]
     backwards = read_parquet(processed, key).sort_by([("transaction_id", "descending")])
     (processed.root / key).write_bytes(parquet_bytes(backwards))
